@@ -1,1 +1,56 @@
-"""dnnguide."""
+"""dnnguide: the practical guidelines for training deep dense networks, as code.
+
+Name a situation, get a configuration with a reason for every choice, build it in
+one call, train it with the right callbacks and keep every result::
+
+    import dnnguide
+    print(dnnguide.recommend(depth="deep", risk_sensitive=True))
+    result = dnnguide.fit("default", "digits", epochs=20)
+    dnnguide.runs.load("runs/")
+
+This module only re-exports; the implementation lives in the modules named below.
+TensorFlow-only pieces (compression, distribution) are imported lazily by their modules.
+"""
+
+from dnnguide import runs
+from dnnguide.config import (
+    ConfigError,
+    EarlyStoppingConfig,
+    NetworkConfig,
+    OptimizerConfig,
+    RegularizationConfig,
+    ScheduleConfig,
+    replace,
+)
+from dnnguide.data import Dataset, DataError, load_dataset
+from dnnguide.guidelines import Recommendation, recommend
+from dnnguide.layers import MCAlphaDropout, MCDropout
+from dnnguide.optimizers import make_optimizer
+from dnnguide.presets import build_model, get_preset, list_presets
+from dnnguide.training import RunResult, fit
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "Dataset",
+    "EarlyStoppingConfig",
+    "MCAlphaDropout",
+    "MCDropout",
+    "NetworkConfig",
+    "OptimizerConfig",
+    "Recommendation",
+    "RegularizationConfig",
+    "RunResult",
+    "ScheduleConfig",
+    "build_model",
+    "fit",
+    "get_preset",
+    "list_presets",
+    "load_dataset",
+    "make_optimizer",
+    "recommend",
+    "replace",
+    "runs",
+]

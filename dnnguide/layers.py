@@ -1,10 +1,16 @@
-"""Always-on dropout layers for Monte Carlo dropout (Gal & Ghahramani 2016).
+"""Always-on dropout layers for Monte Carlo dropout (Gal & Ghahramani 2016), and model conversion.
 
 A functional model's ``predict()`` calls every layer with ``training=False``, which
-overrides a call-site ``Dropout(...)(x, training=True)``. These layers ignore the
+overrides a call-site ``Dropout(...)(x, training=True)``. The layers here ignore the
 ``training`` flag instead, so dropout stays on in ``predict``, ``evaluate`` and
 ``__call__`` while every other layer (BatchNormalization included) keeps running
-in inference mode and its statistics stay untouched.
+in inference mode and its statistics stay untouched. Calling the whole model with
+``training=True`` is no substitute: it also switches BatchNormalization to batch
+statistics and overwrites its moving mean and variance.
+
+:func:`to_mc_dropout` turns a trained model's ``Dropout``/``AlphaDropout`` layers
+into these layers (weights copied, nothing retrained); :func:`to_standard_dropout`
+goes back, e.g. to get the deterministic (weight-scaled) prediction of an MC model.
 
 Example:
     >>> import numpy as np
@@ -12,24 +18,202 @@ Example:
     >>> x = np.ones((1, 1000), "float32")
     >>> bool((np.asarray(layer(x)) == 0).any())
     True
+
+References:
+    Gal & Ghahramani (2016), "Dropout as a Bayesian Approximation: Representing Model
+    Uncertainty in Deep Learning", ICML.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import keras
+
+from dnnguide.config import check_range
+
+
+def _check_rate(rate) -> None:
+    # rate=1 would scale the kept units by 1/(1-rate): every output would be inf or nan.
+    check_range("rate", rate, 0.0, 1.0, high_inclusive=False)
 
 
 @keras.saving.register_keras_serializable(package="dnnguide")
 class MCDropout(keras.layers.Dropout):
-    """``keras.layers.Dropout`` that is active at inference too."""
+    """``keras.layers.Dropout`` that is active at inference too.
+
+    Args:
+        rate: fraction of the input units to drop, in [0, 1).
+        noise_shape: shape of the binary mask, as in ``keras.layers.Dropout``.
+        seed: seed of the layer's random generator (None: drawn from the global seed).
+        **kwargs: base layer arguments (``name``, ``dtype``...).
+
+    Example:
+        >>> import numpy as np
+        >>> layer = MCDropout(0.5, seed=1)
+        >>> x = np.ones((2, 64), "float32")
+        >>> bool((np.asarray(layer(x)) != np.asarray(layer(x))).any())  # new mask per call
+        True
+    """
+
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        _check_rate(rate)
+        super().__init__(rate, noise_shape=noise_shape, seed=seed, **kwargs)
 
     def call(self, inputs, training=None):
+        # ``training`` is ignored on purpose: predict() passes training=False.
         return super().call(inputs, training=True)
 
 
 @keras.saving.register_keras_serializable(package="dnnguide")
 class MCAlphaDropout(keras.layers.AlphaDropout):
-    """``keras.layers.AlphaDropout`` (keeps SELU's mean and variance), active at inference too."""
+    """``keras.layers.AlphaDropout`` (keeps SELU's mean and variance), active at inference too.
+
+    Args:
+        rate: fraction of the input units to drop, in [0, 1).
+        noise_shape: shape of the binary mask, as in ``keras.layers.AlphaDropout``.
+        seed: seed of the layer's random generator (None: drawn from the global seed).
+        **kwargs: base layer arguments (``name``, ``dtype``...).
+
+    Example:
+        >>> import numpy as np
+        >>> layer = MCAlphaDropout(0.2, seed=1)
+        >>> x = np.ones((2, 64), "float32")
+        >>> bool((np.asarray(layer(x)) != 1.0).any())
+        True
+
+    References:
+        Klambauer et al. (2017), "Self-Normalizing Neural Networks", NeurIPS.
+    """
+
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        _check_rate(rate)
+        super().__init__(rate, noise_shape=noise_shape, seed=seed, **kwargs)
 
     def call(self, inputs, training=None):
+        # ``training`` is ignored on purpose: predict() passes training=False.
         return super().call(inputs, training=True)
+
+
+# Exact classes only: a Dropout subclass (SpatialDropout1D, a user's own) has its own semantics.
+_TO_MC = {keras.layers.Dropout: MCDropout, keras.layers.AlphaDropout: MCAlphaDropout}
+_TO_STANDARD = {mc: standard for standard, mc in _TO_MC.items()}
+# Train-only noise these conversions leave alone (and therefore off at inference).
+_OTHER_NOISE = (
+    keras.layers.SpatialDropout1D, keras.layers.SpatialDropout2D, keras.layers.SpatialDropout3D,
+    keras.layers.GaussianDropout, keras.layers.GaussianNoise,
+)
+
+
+def to_mc_dropout(model: keras.Model, *, seed: int | None = None) -> keras.Model:
+    """Copy of ``model`` whose ``Dropout``/``AlphaDropout`` layers are MC (always-on) layers.
+
+    Every other layer keeps its class and config (names included), the trained weights
+    are copied (BatchNormalization's moving statistics too), and ``model`` itself is
+    not modified. MC layers already in ``model`` stay MC, so a converted model converts
+    to an equivalent one. A compiled model's compile settings are reapplied (with a
+    fresh optimizer state). Nested Sequential/functional models are converted too.
+
+    Args:
+        model: a built Sequential or functional ``keras.Model``.
+        seed: if given, the MC layers get seeds ``seed, seed + 1, ...`` in layer order
+            (reproducible masks); by default each keeps its original layer's seed.
+
+    Returns:
+        A new ``keras.Model``.
+
+    Example:
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8),
+        ...                           keras.layers.Dropout(0.5), keras.layers.Dense(2)])
+        >>> [type(layer).__name__ for layer in to_mc_dropout(model).layers]
+        ['Dense', 'MCDropout', 'Dense']
+
+    References:
+        Gal & Ghahramani (2016): MC dropout needs no retraining, only dropout at test time.
+    """
+    return _convert(model, _TO_MC, seed=seed, keep=(MCDropout, MCAlphaDropout))
+
+
+def to_standard_dropout(model: keras.Model) -> keras.Model:
+    """Copy of ``model`` whose MC dropout layers are plain ``Dropout``/``AlphaDropout``.
+
+    The result predicts deterministically (dropout off at inference, i.e. the usual
+    weight-scaling approximation); everything else is as in :func:`to_mc_dropout`.
+
+    Example:
+        >>> model = keras.Sequential([keras.Input((4,)), MCDropout(0.5), keras.layers.Dense(2)])
+        >>> [type(layer).__name__ for layer in to_standard_dropout(model).layers]
+        ['Dropout', 'Dense']
+    """
+    return _convert(model, _TO_STANDARD, seed=None, keep=())
+
+
+def has_dropout(model: keras.Model, kinds=("standard", "mc")) -> bool:
+    """Whether ``model`` (nested models included) holds dropout layers of the given kinds.
+
+    ``"standard"``: ``Dropout``/``AlphaDropout``; ``"mc"``: :class:`MCDropout`/:class:`MCAlphaDropout`.
+    """
+    classes = []
+    if "standard" in kinds:
+        classes += list(_TO_MC)
+    if "mc" in kinds:
+        classes += list(_TO_STANDARD)
+    return any(type(layer) in classes for layer in _all_layers(model))
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+        else:
+            yield layer
+
+
+def _convert(model, mapping, *, seed, keep):
+    # Functional lives in keras.src only; clone_model itself dispatches on the same classes.
+    from keras.src.models.functional import Functional
+
+    if not isinstance(model, (keras.Sequential, Functional)):
+        raise TypeError(
+            "Argument `model` must be a Sequential or functional keras.Model (a subclassed "
+            "model has no layer graph to rebuild). "
+            f"Received: model={type(model).__name__}"
+        )
+    if not model.built:
+        raise ValueError(
+            "Argument `model` must be built (give it an Input or call it once) so its weights "
+            f"can be copied. Received: model={model.name!r} (not built)"
+        )
+    others = sorted({type(layer).__name__ for layer in _all_layers(model)
+                     if isinstance(layer, _OTHER_NOISE)})
+    if others and mapping is _TO_MC:
+        warnings.warn(
+            f"Layers {others} are not dropout layers MC conversion handles; they stay off at "
+            "inference, so the MC samples ignore them.",
+            stacklevel=3,
+        )
+    counter = iter(range(10**9))
+
+    def clone_layer(layer):
+        config = layer.get_config()
+        target = mapping.get(type(layer))
+        if target is None and isinstance(layer, keep):
+            target = type(layer)
+        if target is None:
+            return type(layer).from_config(config)
+        if seed is not None:
+            config["seed"] = seed + next(counter)
+        return target.from_config(config)
+
+    clone = keras.models.clone_model(model, clone_function=clone_layer, recursive=True)
+    clone.set_weights(model.get_weights())
+    if getattr(model, "compiled", False):
+        try:
+            clone.compile_from_config(model.get_compile_config())
+        except Exception as exc:  # noqa: BLE001 - the conversion is still usable for predict()
+            warnings.warn(
+                f"The converted model could not be compiled like the original ({exc!r}); "
+                "compile it yourself before fit()/evaluate().",
+                stacklevel=3,
+            )
+    return clone

@@ -49,3 +49,18 @@ def make_optimizer(config: OptimizerConfig, learning_rate=None) -> keras.optimiz
     if name == "adamw":
         return keras.optimizers.AdamW(weight_decay=config.weight_decay, **betas, **common)
     raise AssertionError(f"unreachable: {name!r} passed OptimizerConfig validation")
+
+
+def optimizer_from_config(config) -> keras.optimizers.Optimizer:
+    """The optimizer a whole ``NetworkConfig`` implies: its optimizer row with its LR schedule.
+
+    Example:
+        >>> from dnnguide.config import NetworkConfig
+        >>> cfg = NetworkConfig(schedule={"name": "exponential", "decay_steps": 100})
+        >>> type(optimizer_from_config(cfg).learning_rate).__name__ in ("Variable", "KerasVariable")
+        True
+    """
+    from dnnguide.schedules import make_schedule
+
+    learning_rate = make_schedule(config.schedule, config.optimizer.learning_rate)
+    return make_optimizer(config.optimizer, learning_rate=learning_rate)

@@ -1,0 +1,311 @@
+"""Datasets that work offline, train-only standardization, and checks before training.
+
+Embedded: ``digits``, ``breast_cancer``, ``diabetes`` (scikit-learn), ``mnist1d`` (the
+``mnist1d`` package's deterministic generator, 4000 train / 1000 test). From local
+files: any CSV (``load_dataset("data.csv", target="price")``), and Fashion-MNIST /
+CIFAR-10 from a ``.npz`` or the Keras cache, with an error saying where to put them.
+
+Example:
+    >>> ds = load_dataset("digits", seed=0)
+    >>> ds.x_train.shape[1], ds.n_outputs, ds.task
+    (64, 10, 'classification')
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dnnguide.config import TASKS, ConfigError, check_choice, check_range
+
+EMBEDDED = ("digits", "breast_cancer", "diabetes", "mnist1d")
+LOCAL = ("fashion_mnist", "cifar10")
+
+
+class DataError(ValueError):
+    """Data that would make training fail or silently wrong."""
+
+
+@dataclass
+class Dataset:
+    """Train / validation / test arrays plus what the model needs to know about them."""
+
+    name: str
+    task: str
+    n_outputs: int
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    standardized: bool = False
+    spec: dict[str, Any] = field(default_factory=dict)  # how to load it again
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "task": self.task, "n_outputs": self.n_outputs,
+            "n_train": len(self.x_train), "n_val": len(self.x_val), "n_test": len(self.x_test),
+            "input_shape": list(self.input_shape), "standardized": self.standardized,
+        }
+
+
+# --------------------------------------------------------------------------- loaders
+def _sklearn(name: str):
+    from sklearn import datasets
+
+    loader = {"digits": datasets.load_digits, "breast_cancer": datasets.load_breast_cancer,
+              "diabetes": datasets.load_diabetes}[name]
+    bunch = loader()
+    task = {"digits": "classification", "breast_cancer": "binary", "diabetes": "regression"}[name]
+    return bunch.data, bunch.target, None, None, task
+
+
+def _mnist1d(_name: str):
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    state = np.random.get_state()  # make_dataset reseeds NumPy's global generator
+    try:
+        d = make_dataset(get_dataset_args())
+    finally:
+        np.random.set_state(state)
+    return d["x"], d["y"], d["x_test"], d["y_test"], "classification"
+
+
+def data_home() -> Path:
+    """Where local datasets are looked for: ``$DNNGUIDE_DATA`` or ``~/.keras/datasets``."""
+    return Path(os.environ.get("DNNGUIDE_DATA", Path.home() / ".keras" / "datasets"))
+
+
+def _missing(name: str, tried: list[Path]) -> DataError:
+    where = "\n  ".join(str(p) for p in tried)
+    return DataError(
+        f"Dataset {name!r} is not on this machine and cannot be downloaded here. Put "
+        f"{name}.npz (arrays x_train, y_train, x_test, y_test) in {data_home()} (or set "
+        f"DNNGUIDE_DATA to its folder), or the Keras cache files there. Looked for:\n  {where}"
+    )
+
+
+def _local_npz(name: str):
+    path = data_home() / f"{name}.npz"
+    if path.exists():
+        with np.load(path) as f:
+            return f["x_train"], f["y_train"], f["x_test"], f["y_test"], "classification"
+    return None
+
+
+def _idx(path: Path) -> np.ndarray:
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def _fashion_mnist(name: str):
+    found = _local_npz(name)
+    if found:
+        return found
+    cache = data_home() / "fashion-mnist"
+    files = ["train-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz",
+             "t10k-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz"]
+    paths = [cache / f for f in files]
+    if not all(p.exists() for p in paths):
+        raise _missing(name, [data_home() / f"{name}.npz", *paths])
+    y_train, x_train, y_test, x_test = (_idx(p) for p in paths)
+    return x_train, y_train, x_test, y_test, "classification"
+
+
+def _cifar10(name: str):
+    found = _local_npz(name)
+    if found:
+        return found
+    root = data_home() / "cifar-10-batches-py"
+    paths = [root / f"data_batch_{i}" for i in range(1, 6)] + [root / "test_batch"]
+    if not all(p.exists() for p in paths):
+        raise _missing(name, [data_home() / f"{name}.npz", root])
+
+    def batch(p):
+        with open(p, "rb") as f:
+            d = pickle.load(f, encoding="bytes")
+        return d[b"data"].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), np.array(d[b"labels"])
+
+    parts = [batch(p) for p in paths]
+    x_train = np.concatenate([p[0] for p in parts[:5]])
+    y_train = np.concatenate([p[1] for p in parts[:5]])
+    return x_train, y_train, parts[5][0], parts[5][1], "classification"
+
+
+def _csv(path: str, target: str | None, task: str | None):
+    import pandas as pd
+
+    if not Path(path).exists():
+        raise DataError(f"CSV file not found: {path!r}")
+    frame = pd.read_csv(path)
+    if target is None or target not in frame.columns:
+        raise ConfigError(f"Argument `target` must be one of the CSV's columns "
+                          f"{list(frame.columns)}. Received: target={target!r}")
+    y = frame.pop(target).to_numpy()
+    non_numeric = [c for c in frame.columns if not np.issubdtype(frame[c].dtype, np.number)]
+    if non_numeric:
+        frame = pd.get_dummies(frame, columns=non_numeric, dtype="float32")
+    if task is None:
+        integral = np.issubdtype(y.dtype, np.integer) or not np.issubdtype(y.dtype, np.number)
+        task = "classification" if integral else "regression"
+    if not np.issubdtype(y.dtype, np.number):
+        y = pd.factorize(y, sort=True)[0]
+    if task == "classification" and len(np.unique(y)) == 2:
+        task = "binary"
+    return frame.to_numpy("float32"), y, None, None, task
+
+
+_LOADERS = {"digits": _sklearn, "breast_cancer": _sklearn, "diabetes": _sklearn,
+            "mnist1d": _mnist1d, "fashion_mnist": _fashion_mnist, "cifar10": _cifar10}
+
+
+def load_dataset(
+    name: str,
+    *,
+    seed: int = 0,
+    standardize: bool = True,
+    test_fraction: float = 0.2,
+    val_fraction: float = 0.1,
+    target: str | None = None,
+    task: str | None = None,
+    flatten: bool = True,
+) -> Dataset:
+    """Load a dataset offline and split it into train / validation / test.
+
+    Args:
+        name: one of ``digits``, ``breast_cancer``, ``diabetes``, ``mnist1d``,
+            ``fashion_mnist``, ``cifar10``, or a path to a ``.csv`` file.
+        seed: seed of the (stratified for classification) splits.
+        standardize: scale features to mean 0 / std 1 with statistics of the training split only.
+        test_fraction: test share when the source has no test split.
+        val_fraction: validation share taken from the training split.
+        target: the target column (CSV only).
+        task: force ``classification``/``binary``/``regression`` (CSV only; else inferred).
+        flatten: flatten images to vectors (dense networks).
+    """
+    from sklearn.model_selection import train_test_split
+
+    check_range("test_fraction", test_fraction, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+    check_range("val_fraction", val_fraction, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+    if task is not None:
+        check_choice("task", task, TASKS)
+    if isinstance(name, (str, os.PathLike)) and str(name).endswith(".csv"):
+        x, y, x_test, y_test, task = _csv(str(name), target, task)
+        label = Path(name).stem
+    else:
+        check_choice("data", name, EMBEDDED + LOCAL)
+        x, y, x_test, y_test, task = _LOADERS[name](name)
+        label = name
+    x = np.asarray(x, "float32")
+    if flatten:
+        x = x.reshape(len(x), -1)
+    strat = (lambda labels: labels) if task != "regression" else (lambda labels: None)
+    if x_test is None:
+        x, x_test, y, y_test = train_test_split(
+            x, y, test_size=test_fraction, random_state=seed, stratify=strat(y))
+    x_test = np.asarray(x_test, "float32").reshape(len(x_test), *x.shape[1:])
+    x_train, x_val, y_train, y_val = train_test_split(
+        x, y, test_size=val_fraction, random_state=seed, stratify=strat(y))
+    y_dtype = "float32" if task == "regression" else "int64"
+    y_train, y_val, y_test = (np.asarray(a).astype(y_dtype) for a in (y_train, y_val, y_test))
+    if task == "regression":
+        n_outputs = 1 if y_train.ndim == 1 else y_train.shape[1]
+    else:
+        n_outputs = 1 if task == "binary" else int(max(y_train.max(), y_test.max())) + 1
+    if standardize:
+        mean = x_train.mean(axis=0)
+        std = x_train.std(axis=0)
+        std[std == 0] = 1.0  # constant features (digits' blank pixels) stay 0
+        x_train, x_val, x_test = ((a - mean) / std for a in (x_train, x_val, x_test))
+    spec = {"name": str(name), "seed": seed, "standardize": standardize,
+            "test_fraction": test_fraction, "val_fraction": val_fraction,
+            "target": target, "task": task, "flatten": flatten}
+    return Dataset(label, task, n_outputs, x_train, y_train, x_val, y_val, x_test, y_test,
+                   standardized=standardize, spec=spec)
+
+
+def from_spec(spec: dict[str, Any]) -> Dataset:
+    """Load a dataset again from the ``spec`` a run recorded."""
+    spec = dict(spec)
+    return load_dataset(spec.pop("name"), **spec)
+
+
+def from_arrays(x, y, *, task: str | None = None, n_outputs: int | None = None,
+                x_val=None, y_val=None, x_test=None, y_test=None, seed: int = 0,
+                val_fraction: float = 0.1, name: str = "arrays") -> Dataset:
+    """Wrap user arrays as a Dataset (validation split from train if none is given)."""
+    from sklearn.model_selection import train_test_split
+
+    x, y = np.asarray(x), np.asarray(y)
+    if task is None:
+        integral = np.issubdtype(y.dtype, np.integer) or np.all(np.mod(y, 1) == 0)
+        task = "classification" if integral and y.ndim == 1 else "regression"
+    check_choice("task", task, TASKS)
+    validate_arrays(x, y, task)
+    if x_val is None:
+        stratify = y if task != "regression" else None
+        x, x_val, y, y_val = train_test_split(x, y, test_size=val_fraction,
+                                              random_state=seed, stratify=stratify)
+    if x_test is None:
+        x_test, y_test = x_val, y_val
+    if n_outputs is None:
+        if task == "regression":
+            n_outputs = 1 if y.ndim == 1 else y.shape[1]
+        elif task == "binary":
+            n_outputs = 1
+        else:
+            n_outputs = int(max(np.max(y), np.max(y_val))) + 1
+    return Dataset(name, task, n_outputs, x, y, np.asarray(x_val), np.asarray(y_val),
+                   np.asarray(x_test), np.asarray(y_test), spec={})
+
+
+def validate_arrays(x, y, task: str, n_outputs: int | None = None, *, label: str = "train") -> None:
+    """Refuse data that would break training or make it silently wrong."""
+    x, y = np.asarray(x), np.asarray(y)
+    if len(x) != len(y):
+        raise DataError(f"Features and targets of the {label} split differ in length: "
+                        f"x has {len(x)} rows, y has {len(y)}.")
+    if len(x) == 0:
+        raise DataError(f"The {label} split is empty.")
+    if not np.issubdtype(x.dtype, np.number):
+        raise DataError(f"Features of the {label} split must be numeric. Received dtype {x.dtype}.")
+    bad = ~np.isfinite(x)
+    if bad.any():
+        rows = np.unique(np.nonzero(bad)[0])
+        raise DataError(f"Features of the {label} split contain NaN or inf in {len(rows)} rows "
+                        f"(first: {rows[:5].tolist()}). Impute or drop them before training.")
+    if task == "regression":
+        if not np.all(np.isfinite(y.astype("float64"))):
+            raise DataError(f"Targets of the {label} split contain NaN or inf.")
+        return
+    y_float = y.astype("float64")
+    if not np.all(np.isfinite(y_float)) or np.any(np.mod(y_float, 1) != 0):
+        raise DataError(f"Task {task!r} needs integer class labels, but the {label} targets have "
+                        f"non-integer values (e.g. {y_float[np.mod(y_float, 1) != 0][:3].tolist()}). "
+                        "For a continuous target use task='regression'.")
+    high = 1 if task == "binary" else (n_outputs - 1 if n_outputs else None)
+    if y_float.min() < 0 or (high is not None and y_float.max() > high):
+        raise DataError(f"Labels of the {label} split must be in [0, {high}] for task={task!r} "
+                        f"with n_outputs={n_outputs}. Received labels in "
+                        f"[{int(y_float.min())}, {int(y_float.max())}].")
+
+
+def validate_dataset(data: Dataset) -> None:
+    """Validate every split of a Dataset against its task and output size."""
+    for split in ("train", "val", "test"):
+        validate_arrays(getattr(data, f"x_{split}"), getattr(data, f"y_{split}"),
+                        data.task, data.n_outputs, label=split)

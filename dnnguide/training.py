@@ -1,0 +1,308 @@
+"""Train a configuration with the callbacks it implies, and keep every result in a run directory.
+
+Example:
+    >>> import dnnguide
+    >>> result = dnnguide.fit("default", "digits", epochs=5, run_dir="runs")  # doctest: +SKIP
+    >>> result.metrics["test_accuracy"]  # doctest: +SKIP
+    0.96
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+import warnings
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from dnnguide.config import ConfigError, NetworkConfig, nested_overrides
+from dnnguide.data import Dataset, DataError, from_arrays, load_dataset, validate_dataset
+from dnnguide.presets import build_model, resolve_config
+from dnnguide.runs import (
+    RunExistsError, atomic_save_model, atomic_write_json, atomic_write_text, new_run_dir, open_run,
+)
+
+
+class InputScaleWarning(UserWarning):
+    """Inputs far from standardized where the model relies on it (SELU)."""
+
+
+@dataclass
+class RunResult:
+    """What :func:`fit` returns."""
+
+    model: keras.Model
+    history: Any  # pandas DataFrame, one row per epoch
+    metrics: dict[str, float]
+    run_dir: Path | None
+    config: NetworkConfig | None
+    data: Dataset
+
+
+def environment_info() -> dict[str, Any]:
+    """Library versions and the device, so a run can be reproduced from its folder."""
+    import sklearn
+
+    import dnnguide
+
+    info = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "keras": keras.__version__,
+        "keras_backend": keras.backend.backend(),
+        "numpy": np.__version__,
+        "scikit_learn": sklearn.__version__,
+        "dnnguide": getattr(dnnguide, "__version__", "unknown"),
+    }
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        info["tensorflow"] = tf.__version__
+        gpus = tf.config.list_physical_devices("GPU")
+        info["device"] = f"{len(gpus)} GPU(s)" if gpus else f"CPU ({platform.machine()})"
+    return info
+
+
+def _as_dataset(data, seed: int, task: str | None) -> Dataset:
+    if isinstance(data, Dataset):
+        return data
+    if isinstance(data, (str, Path)):
+        return load_dataset(str(data), seed=seed)
+    if isinstance(data, (tuple, list)) and len(data) in (2, 4):
+        x, y, *val = data
+        x_val, y_val = val if val else (None, None)
+        return from_arrays(x, y, x_val=x_val, y_val=y_val, task=task, seed=seed)
+    raise TypeError("Argument `data` must be a dataset name, a dnnguide Dataset, (x, y) or "
+                    f"(x, y, x_val, y_val). Received: data of type {type(data).__name__}")
+
+
+def _check_input_scale(config: NetworkConfig, data: Dataset) -> None:
+    if not config.self_normalizing or data.standardized or config.standardize_inputs:
+        return
+    x = np.reshape(data.x_train, (len(data.x_train), -1))
+    mean, std = float(np.abs(x.mean(0)).max()), x.std(0)
+    std = std[std > 0]
+    if mean > 0.5 or (std.size and (std.min() < 0.5 or std.max() > 2.0)):
+        warnings.warn(
+            "SELU self-normalization assumes standardized inputs, but the training features "
+            f"are far from it (max |mean| {mean:.2f}, std in [{std.min():.2f}, {std.max():.2f}]). "
+            "Set standardize_inputs=True or standardize the data.", InputScaleWarning, stacklevel=3)
+
+
+def make_callbacks(config: NetworkConfig | None, run_dir: Path | None, *, has_val: bool = True,
+                   diagnose_probe=None) -> list[keras.callbacks.Callback]:
+    """The callbacks a configuration implies (early stopping, schedule, NaN guard, logging)."""
+    from dnnguide.schedules import schedule_callbacks
+
+    callbacks: list[keras.callbacks.Callback] = [keras.callbacks.TerminateOnNaN()]
+    if config is not None:
+        es = config.early_stopping
+        if es.enabled:
+            monitor = es.monitor if has_val else es.monitor.removeprefix("val_")
+            callbacks.append(keras.callbacks.EarlyStopping(
+                monitor=monitor, patience=es.patience,
+                restore_best_weights=es.restore_best_weights, verbose=0))
+        callbacks.extend(schedule_callbacks(config.schedule))
+    if run_dir is not None:
+        callbacks += [
+            keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+            keras.callbacks.CSVLogger(str(run_dir / "training_log.csv"), append=True),
+            keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), histogram_freq=0),
+        ]
+    if diagnose_probe is not None:
+        from dnnguide.diagnostics import DiagnosticsCallback
+
+        x_probe, y_probe = diagnose_probe
+        callbacks.append(DiagnosticsCallback(x_probe, y_probe, output_dir=run_dir))
+    return callbacks
+
+
+def plot_learning_curves(history, path: Path) -> Path:
+    """Loss and the first metric, train vs validation, per epoch (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = [c for c in history.columns if c not in ("epoch", "learning_rate")
+               and not c.startswith("val_")]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.5), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        ax.plot(history.index + 1, history[metric], label="train")
+        if f"val_{metric}" in history:
+            ax.plot(history.index + 1, history[f"val_{metric}"], label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_title(metric)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def fit(
+    config_or_model="default",
+    data="digits",
+    *,
+    run_dir: str | Path | None = "runs",
+    name: str | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    callbacks=(),
+    seed: int = 0,
+    task: str | None = None,
+    verbose="auto",
+    diagnose: bool = False,
+    strategy=None,
+    resume: str | Path | None = None,
+    **overrides,
+) -> RunResult:
+    """Train a preset, config or compiled model on a dataset and record the run.
+
+    Args:
+        config_or_model: a preset name, a NetworkConfig, or a compiled Keras model.
+        data: a dataset name (``"digits"``, ``"mnist1d"``...), a Dataset, ``(x, y)`` or
+            ``(x, y, x_val, y_val)``.
+        run_dir: root folder of run directories (a fresh ``<timestamp>-<name>`` folder is
+            created in it); ``None`` keeps nothing on disk.
+        epochs, batch_size: override the config's training budget.
+        callbacks: extra Keras callbacks (checked against the schedule before training).
+        seed: seeds Python, NumPy and Keras; recorded in the run.
+        task: ``classification``/``binary``/``regression`` for array data (else inferred).
+        diagnose: record per-layer gradient/activation diagnostics (``dnnguide.diagnostics``).
+        strategy: a ``tf.distribute`` strategy to build and train under.
+        resume: an interrupted run directory to continue from its last checkpoint.
+        **overrides: config fields (``depth=20``, ``learning_rate=3e-3`` ...).
+    """
+    if resume is not None:
+        return _resume(resume, callbacks=callbacks, verbose=verbose, diagnose=diagnose,
+                       strategy=strategy)
+    keras.utils.set_random_seed(seed)
+    data = _as_dataset(data, seed, task)
+    validate_dataset(data)
+    if isinstance(config_or_model, keras.Model):
+        if overrides:
+            raise ConfigError(f"Overrides {sorted(overrides)} apply to presets and configs, not "
+                              "to an already built model.")
+        model, config = config_or_model, getattr(config_or_model, "dnnguide_config", None)
+        epochs = epochs or (config.epochs if config else 10)
+        batch_size = batch_size or (config.batch_size if config else 32)
+    else:
+        config = resolve_config(config_or_model, **overrides)
+        changes = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size)) if v}
+        config = nested_overrides(config, **changes)
+        epochs, batch_size = config.epochs, config.batch_size
+        if config.schedule.name == "onecycle":
+            steps = math.ceil(len(data.x_train) / batch_size) * epochs
+            config = replace(config, schedule=replace(config.schedule, total_steps=steps))
+        _check_input_scale(config, data)
+        adapt = data.x_train if (config.standardize_inputs and not data.standardized) else None
+        scope = strategy.scope() if strategy is not None else _null_scope()
+        with scope:
+            model = build_model(config, data.input_shape, data.n_outputs, data.task,
+                                adapt_data=adapt)
+    path = new_run_dir(run_dir, name or (config.name if config else model.name)) if run_dir else None
+    return _train(model, config, data, path, epochs=epochs, batch_size=batch_size, seed=seed,
+                  callbacks=list(callbacks), verbose=verbose, diagnose=diagnose)
+
+
+class _null_scope:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _train(model, config, data: Dataset, path: Path | None, *, epochs, batch_size, seed,
+           callbacks, verbose, diagnose, initial_info=None) -> RunResult:
+    from dnnguide.schedules import check_callbacks
+
+    probe = (data.x_train[:256], data.y_train[:256]) if diagnose else None
+    all_callbacks = make_callbacks(config, path, has_val=len(data.x_val) > 0,
+                                   diagnose_probe=probe) + callbacks
+    check_callbacks(model.optimizer, all_callbacks)  # refuse before any training starts
+    info = initial_info or {
+        "seed": seed, "task": data.task, "n_outputs": data.n_outputs,
+        "dataset": data.spec or None, "data_summary": data.summary(),
+        "epochs": epochs, "batch_size": batch_size,
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "environment": environment_info(),
+    }
+    if path is not None:
+        if config is not None:
+            atomic_write_json(path / "config.json", config.to_dict())
+        atomic_write_json(path / "run.json", {**info, "status": "running"})
+    start = time.perf_counter()
+    keras_history = model.fit(
+        data.x_train, data.y_train, validation_data=(data.x_val, data.y_val),
+        epochs=epochs, batch_size=batch_size, callbacks=all_callbacks, verbose=verbose)
+    train_time = time.perf_counter() - start
+    history = _history_frame(keras_history, path)
+    metrics = _final_metrics(model, data, history, batch_size)
+    metrics["train_time_s"] = round(train_time, 3)
+    if path is not None:
+        atomic_write_text(path / "history.csv", history.to_csv(index=False))
+        atomic_write_json(path / "metrics.json", metrics)
+        atomic_save_model(model, path / "model.keras")
+        plot_learning_curves(history.drop(columns=["epoch"], errors="ignore"),
+                             path / "plots" / "learning_curves.png")
+        finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        atomic_write_json(path / "run.json", {**info, "status": "complete", "finished": finished})
+    return RunResult(model, history, metrics, path, config, data)
+
+
+def _history_frame(keras_history, path: Path | None):
+    import pandas as pd
+
+    log = path / "training_log.csv" if path is not None else None
+    if log is not None and log.exists():
+        return pd.read_csv(log)  # includes epochs from before a resume
+    frame = pd.DataFrame(keras_history.history)
+    frame.insert(0, "epoch", range(len(frame)))
+    return frame
+
+
+def _final_metrics(model, data: Dataset, history, batch_size) -> dict[str, float]:
+    test = model.evaluate(data.x_test, data.y_test, batch_size=max(batch_size, 256),
+                          verbose=0, return_dict=True)
+    metrics = {f"test_{k}": float(v) for k, v in test.items()}
+    metrics["epochs_trained"] = int(len(history))
+    if "val_loss" in history:
+        best = int(history["val_loss"].idxmin())
+        metrics["best_epoch"] = best + 1
+        for column in history.columns:
+            if column.startswith("val_"):
+                metrics[f"best_{column}"] = float(history[column].iloc[best])
+    if not np.isfinite(metrics.get("test_loss", 0.0)):
+        warnings.warn("Training diverged (non-finite test loss): lower the learning rate or "
+                      "clip gradients (clipnorm=1.0).", RuntimeWarning, stacklevel=3)
+    return metrics
+
+
+def _resume(run_path, *, callbacks, verbose, diagnose, strategy) -> RunResult:
+    run = open_run(run_path)
+    if run.complete:
+        raise RunExistsError(f"Run {run.path} is already complete; nothing to resume. Start a "
+                             "new run instead (runs are never overwritten).")
+    info, config = run.info, run.config
+    if not info.get("dataset"):
+        raise DataError(f"Run {run.path} trained on in-memory arrays; pass the same data to "
+                        "fit() with a new run instead.")
+    seed = info["seed"]
+    keras.utils.set_random_seed(seed)
+    data = run.dataset()
+    adapt = data.x_train if (config.standardize_inputs and not data.standardized) else None
+    scope = strategy.scope() if strategy is not None else _null_scope()
+    with scope:
+        model = build_model(config, data.input_shape, data.n_outputs, data.task, adapt_data=adapt)
+    # BackupAndRestore in run/backup restores weights, optimizer state and the epoch counter.
+    return _train(model, config, data, run.path, epochs=info["epochs"],
+                  batch_size=info["batch_size"], seed=seed, callbacks=list(callbacks),
+                  verbose=verbose, diagnose=diagnose, initial_info=info)
