@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,6 +135,22 @@ SELF_NORMALIZING_TABLE: dict[str, tuple[Any, str]] = {
     ),
 }
 
+# Fields both tables leave at their usual value; the reason says why that value is the default.
+COMMON_TABLE: dict[str, str] = {
+    "width": "The same width in every hidden layer works as well as a pyramid and leaves one "
+    "hyperparameter instead of many; prefer more layers to wider ones (Géron ch. 10).",
+    "architecture": "A plain sequential stack of Dense layers, the setting both tables assume.",
+    "standardize_inputs": "Gradient descent converges faster on features with mean 0 and std 1; "
+    "the statistics come from the training split only.",
+    "batch_size": "32: small batches generalize well and are a safe default (Masters & Luschi "
+    "2018); larger ones need a warm-up such as 1cycle's.",
+    "epochs": "An upper bound only: early stopping ends training when validation loss stops "
+    "improving.",
+    "pruning_sparsity": "No pruning: only a model that must be sparse is pruned.",
+    "fold_batch_norm": "Nothing to fold: only low-latency models fold batch norm for inference.",
+    "precision": "Train and export in float32; 16/8-bit export is for low-latency models.",
+}
+
 EXCEPTIONS_TABLE: dict[str, dict[str, str]] = {
     "sparse": {
         "l1": "L1 regularization drives many weights to exactly zero.",
@@ -182,11 +199,15 @@ class Recommendation:
         import textwrap
 
         lines = [f"Recommendation for {self.situation}"]
+        indent = " " * 46
         for row in self.table().itertuples(index=False):
             head = f"{row.field:<22} {str(row.value):<22} "
-            wrapped = textwrap.wrap(row.reason, width=max(width - len(head), 30))
+            wrapped = textwrap.wrap(row.reason, width=max(width - len(indent), 30))
+            if len(head) > len(indent):  # a long value gets the line to itself
+                lines.append(head.rstrip())
+                head = indent
             lines.append(head + wrapped[0])
-            lines.extend(" " * len(head) + more for more in wrapped[1:])
+            lines.extend(indent + more for more in wrapped[1:])
         return "\n".join(lines)
 
     def __str__(self) -> str:  # print(rec) shows the table
@@ -194,12 +215,17 @@ class Recommendation:
 
 
 def _value_of(config: NetworkConfig, name: str):
+    """A short display value: a part's name, or its non-default fields (``l1=1e-05``)."""
     obj = config
     for part in name.split("."):
         obj = getattr(obj, part)
-    if hasattr(obj, "name") and hasattr(obj, "to_dict") and not isinstance(obj, NetworkConfig):
-        return obj.name
-    return obj
+    if not dataclasses.is_dataclass(obj):
+        return obj
+    default = type(obj)()
+    changed = [f"{f.name}={getattr(obj, f.name)}" for f in dataclasses.fields(obj)
+               if f.name != "name" and getattr(obj, f.name) != getattr(default, f.name)]
+    head = [obj.name] if hasattr(obj, "name") else []
+    return " ".join(head + changed) or "defaults"
 
 
 def _resolve_depth(depth) -> int:
@@ -277,7 +303,10 @@ def recommend(
             l1=reg.l1, l2=reg.l2, max_norm=reg.max_norm,
             dropout_rate=max(reg.dropout_rate, dropout_rate), dropout_kind=kind,
         )
-        reasons["regularization"] = EXCEPTIONS_TABLE["risk_sensitive"]["dropout"]
+        earlier = reasons["regularization"] + " " if sparse else ""  # keep the L1 reason
+        reasons["regularization"] = earlier + EXCEPTIONS_TABLE["risk_sensitive"]["dropout"]
+    for key, reason in COMMON_TABLE.items():
+        reasons.setdefault(key, reason)
     name = "+".join(k for k in ("sparse", "low_latency", "risk_sensitive") if situation[k])
     fields["name"] = name or ("self_normalizing" if use_selu else "default")
     return Recommendation(NetworkConfig(**fields), reasons, situation)
