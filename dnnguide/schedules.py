@@ -283,18 +283,27 @@ def schedule_callbacks(schedule: ScheduleConfig, monitor: str = "val_loss") -> l
 
 
 def check_callbacks(optimizer, callbacks) -> None:
-    """Refuse ``ReduceLROnPlateau`` with an optimizer whose learning rate is a schedule.
+    """Refuse ``ReduceLROnPlateau`` with an optimizer whose learning rate is not a plain value.
 
     Keras accepts the pair and fails with a ``TypeError`` only the first time the callback
     reduces the LR, possibly hours into training; this check fails before training.
+    Performance scheduling and the in-optimizer schedules (1cycle, power, ...) are alternatives.
 
     Raises:
         ConfigError: if the combination is present.
+
+    Example:
+        >>> opt = keras.optimizers.SGD(ExponentialSchedule(0.1, 100))
+        >>> try:
+        ...     check_callbacks(opt, [keras.callbacks.ReduceLROnPlateau()])
+        ... except ConfigError as err:
+        ...     print(str(err)[:44])
+        Performance scheduling (ReduceLROnPlateau) c
     """
     # Mixed precision wraps the optimizer; the learning rate belongs to the inner one.
     inner = getattr(optimizer, "inner_optimizer", optimizer)
     lr = getattr(inner, "_learning_rate", None)  # the public property evaluates the schedule
-    if not isinstance(lr, _LRSchedule):
+    if lr is None or not callable(lr):  # a Variable (settable) or no optimizer yet
         return
     for callback in callbacks or ():
         if isinstance(callback, keras.callbacks.ReduceLROnPlateau):
@@ -304,6 +313,23 @@ def check_callbacks(optimizer, callbacks) -> None:
                 "callbacks include ReduceLROnPlateau. Use one or the other: "
                 "schedule='performance' with a constant LR, or the schedule without the callback."
             )
+
+
+def training_steps(n_samples: int, batch_size: int, epochs: int, initial_epoch: int = 0) -> int:
+    """Optimizer steps of ``fit(epochs=epochs, initial_epoch=initial_epoch)``: a 1cycle budget.
+
+    Hyperband's continuation trials train from ``initial_epoch=k`` with a fresh optimizer (step
+    counter 0), so their cycle must span ``epochs - k`` epochs, not ``epochs``.
+
+    Example:
+        >>> training_steps(3600, 32, epochs=10, initial_epoch=4)
+        678
+    """
+    check_range("n_samples", n_samples, 1, integer=True)
+    check_range("batch_size", batch_size, 1, integer=True)
+    check_range("epochs", epochs, 1, integer=True)
+    check_range("initial_epoch", initial_epoch, 0, epochs - 1, integer=True)
+    return -(-n_samples // batch_size) * (epochs - initial_epoch)
 
 
 def plot_schedule(schedule: ScheduleConfig, base_lr: float, total_steps: int, path=None):
