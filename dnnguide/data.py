@@ -155,15 +155,20 @@ def _csv(path: str, target: str | None, task: str | None):
     if target is None or target not in frame.columns:
         raise ConfigError(f"Argument `target` must be one of the CSV's columns "
                           f"{list(frame.columns)}. Received: target={target!r}")
-    y = frame.pop(target).to_numpy()
-    non_numeric = [c for c in frame.columns if not np.issubdtype(frame[c].dtype, np.number)]
+    # pandas 3 stores text as StringDtype, which NumPy's dtype checks cannot read: ask pandas.
+    is_numeric = pd.api.types.is_numeric_dtype
+    target_column = frame.pop(target)
+    non_numeric = [c for c in frame.columns if not is_numeric(frame[c])]
     if non_numeric:
         frame = pd.get_dummies(frame, columns=non_numeric, dtype="float32")
     if task is None:
-        integral = np.issubdtype(y.dtype, np.integer) or not np.issubdtype(y.dtype, np.number)
+        integral = (not is_numeric(target_column)
+                    or pd.api.types.is_integer_dtype(target_column))
         task = "classification" if integral else "regression"
-    if not np.issubdtype(y.dtype, np.number):
-        y = pd.factorize(y, sort=True)[0]
+    if is_numeric(target_column):
+        y = target_column.to_numpy()
+    else:
+        y = pd.factorize(target_column, sort=True)[0]
     if task == "classification" and len(np.unique(y)) == 2:
         task = "binary"
     return frame.to_numpy("float32"), y, None, None, task

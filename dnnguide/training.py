@@ -191,6 +191,7 @@ def fit(
             raise ConfigError(f"Overrides {sorted(overrides)} apply to presets and configs, not "
                               "to an already built model.")
         model, config = config_or_model, getattr(config_or_model, "dnnguide_config", None)
+        _check_model_outputs(model, data)
         epochs = epochs or (config.epochs if config else 10)
         batch_size = batch_size or (config.batch_size if config else 32)
     else:
@@ -210,6 +211,25 @@ def fit(
     path = new_run_dir(run_dir, name or (config.name if config else model.name)) if run_dir else None
     return _train(model, config, data, path, epochs=epochs, batch_size=batch_size, seed=seed,
                   callbacks=list(callbacks), verbose=verbose, diagnose=diagnose)
+
+
+def _check_model_outputs(model: keras.Model, data: Dataset) -> None:
+    """A built model's output size must fit the labels (Keras would fail mid-epoch, or not at all)."""
+    n_model = int(model.output_shape[-1])
+    if data.task == "regression":
+        if n_model != data.n_outputs:
+            raise DataError(f"The model has {n_model} outputs but the regression targets have "
+                            f"{data.n_outputs} columns.")
+        return
+    if data.task == "classification" and n_model == 1:
+        raise DataError("The model has one output, which cannot score several classes: use "
+                        "task='binary' data or a model with one output per class.")
+    high = n_model - 1 if data.task == "classification" else 1
+    for split in ("train", "val", "test"):
+        labels = getattr(data, f"y_{split}")
+        if len(labels) and int(np.max(labels)) > high:
+            raise DataError(f"Labels of the {split} split must be in [0, {high}] for a model with "
+                            f"{n_model} outputs. Received labels up to {int(np.max(labels))}.")
 
 
 class _null_scope:
@@ -274,8 +294,9 @@ def _final_metrics(model, data: Dataset, history, batch_size) -> dict[str, float
                           verbose=0, return_dict=True)
     metrics = {f"test_{k}": float(v) for k, v in test.items()}
     metrics["epochs_trained"] = int(len(history))
-    if "val_loss" in history:
-        best = int(history["val_loss"].idxmin())
+    finite_val = history["val_loss"].dropna() if "val_loss" in history else ()
+    if len(finite_val):  # a diverged run may have no finite validation loss at all
+        best = int(finite_val.idxmin())
         metrics["best_epoch"] = best + 1
         for column in history.columns:
             if column.startswith("val_"):

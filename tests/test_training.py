@@ -1,0 +1,136 @@
+"""The runner: callbacks the config implies, the run directory, resuming, refusing bad input."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+import dnnguide
+from dnnguide.data import DataError
+from dnnguide.runs import RunExistsError, new_run_dir, open_run
+from dnnguide.training import InputScaleWarning
+
+SMALL = dict(depth=2, width=16)
+
+
+def test_run_directory_holds_everything(blobs, tmp_path):
+    x, y = blobs
+    result = dnnguide.fit("default", (x, y), run_dir=tmp_path, epochs=3, seed=7, verbose=0,
+                          **SMALL)
+    run = result.run_dir
+    assert run.parent == tmp_path and run.name.endswith("-default")
+    names = {p.name for p in run.iterdir()}
+    assert {"config.json", "run.json", "history.csv", "metrics.json", "model.keras", "plots",
+            "tensorboard"} <= names
+    assert "backup" not in names  # the resume checkpoint is gone once the run is complete
+    assert not [n for n in names if n.endswith(".tmp") or n.startswith(".")]
+    assert (run / "plots" / "learning_curves.png").stat().st_size > 5000
+    assert any((run / "tensorboard").rglob("events.out.tfevents.*"))
+    info = json.loads((run / "run.json").read_text())
+    assert info["seed"] == 7 and info["status"] == "complete"
+    assert {"keras", "tensorflow", "numpy", "device", "python"} <= set(info["environment"])
+    assert dnnguide.NetworkConfig.from_dict(json.loads((run / "config.json").read_text())) == (
+        result.config)
+    history = pd.read_csv(run / "history.csv")
+    assert len(history) == 3 and {"loss", "val_loss", "val_accuracy"} <= set(history.columns)
+    reloaded = keras.saving.load_model(run / "model.keras")
+    np.testing.assert_allclose(reloaded.predict(x[:20], verbose=0),
+                               result.model.predict(x[:20], verbose=0), atol=1e-6)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test_accuracy"] == pytest.approx(result.metrics["test_accuracy"])
+
+
+def test_runs_are_never_overwritten(tmp_path):
+    first, second = new_run_dir(tmp_path, "same"), new_run_dir(tmp_path, "same")
+    assert first != second and first.exists() and second.exists()
+
+
+def test_validation_split_when_none_is_given(blobs):
+    x, y = blobs
+    result = dnnguide.fit("default", (x, y), run_dir=None, epochs=1, verbose=0, **SMALL)
+    assert len(result.data.x_val) == 30 and len(result.data.x_train) == 270
+    assert "val_loss" in result.history
+
+
+def test_early_stopping_restores_the_best_weights(blobs):
+    x, _ = blobs
+    y = np.random.default_rng(0).integers(0, 3, len(x))  # noise: validation loss soon rises
+    result = dnnguide.fit("default", (x, y), run_dir=None, epochs=60, verbose=0, depth=2,
+                          width=64, learning_rate=0.01, **{"early_stopping.patience": 2})
+    history = result.history
+    assert len(history) < 60
+    val = result.model.evaluate(result.data.x_val, result.data.y_val, verbose=0)
+    assert val[0] == pytest.approx(history["val_loss"].min(), rel=1e-4)
+    assert val[0] < history["val_loss"].iloc[-1]
+
+
+def test_divergence_is_stopped_and_reported(blobs):
+    x, y = blobs
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        result = dnnguide.fit("default", (x * 1e3, y), run_dir=None, epochs=20, verbose=0,
+                              optimizer="sgd", learning_rate=1e6, standardize_inputs=False,
+                              **SMALL)
+    assert len(result.history) < 20  # TerminateOnNaN ended it
+
+
+def test_same_seed_same_weights(blobs):
+    x, y = blobs
+    a = dnnguide.fit("default", (x, y), run_dir=None, epochs=2, seed=3, verbose=0, **SMALL)
+    b = dnnguide.fit("default", (x, y), run_dir=None, epochs=2, seed=3, verbose=0, **SMALL)
+    for wa, wb in zip(a.model.get_weights(), b.model.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt("simulated crash")
+
+    with pytest.raises(KeyboardInterrupt):
+        dnnguide.fit("default", "digits", run_dir=tmp_path, epochs=4, verbose=0,
+                     callbacks=[Interrupt()], **SMALL)
+    (run_path,) = tmp_path.iterdir()
+    run = open_run(run_path)
+    assert not run.complete and (run_path / "backup").exists()
+    assert len(pd.read_csv(run_path / "training_log.csv")) == 2
+    result = dnnguide.fit(resume=run_path, verbose=0)
+    assert result.run_dir == run_path and open_run(run_path).complete
+    assert list(result.history["epoch"]) == [0, 1, 2, 3]  # epochs 2-3 only were trained now
+    assert result.history["loss"].iloc[3] < result.history["loss"].iloc[1]
+    with pytest.raises(RunExistsError, match="already complete"):
+        dnnguide.fit(resume=run_path)
+
+
+def test_runs_load_returns_a_table(blobs, tmp_path):
+    x, y = blobs
+    for preset in ("default", "self_normalizing"):
+        dnnguide.fit(preset, (x, y), run_dir=tmp_path, epochs=1, verbose=0, **SMALL)
+    frame = dnnguide.runs.load(tmp_path)
+    assert isinstance(frame, pd.DataFrame) and len(frame) == 2
+    assert set(frame["preset"]) == {"default", "self_normalizing"}
+    assert frame["test_accuracy"].between(0, 1).all() and (frame["status"] == "complete").all()
+
+
+def test_model_outputs_must_fit_the_labels(blobs):
+    x, y = blobs
+    model = dnnguide.build_model("default", (8,), 2, **SMALL)  # 2 classes, labels go to 2
+    with pytest.raises(DataError, match=r"must be in \[0, 1\] for a model with 2 outputs"):
+        dnnguide.fit(model, (x, y), run_dir=None, epochs=1)
+
+
+def test_overrides_on_a_built_model_are_refused(blobs):
+    model = dnnguide.build_model("default", (8,), 3, **SMALL)
+    with pytest.raises(dnnguide.ConfigError, match=r"\['depth'\]"):
+        dnnguide.fit(model, blobs, run_dir=None, depth=3)
+
+
+def test_unstandardized_inputs_warn_for_selu(blobs):
+    x, y = blobs
+    with pytest.warns(InputScaleWarning, match="standardized inputs"):
+        dnnguide.fit("self_normalizing", (x * 10 + 5, y), run_dir=None, epochs=1, verbose=0,
+                     standardize_inputs=False, **SMALL)
