@@ -1,0 +1,85 @@
+"""The ``dnnguide`` command: train with overrides, recommend, presets, runs, --help, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from dnnguide.cli import main, parse_overrides
+
+
+def test_parse_overrides_types():
+    assert parse_overrides(["--depth", "20", "--dropout-rate=0.1", "--activation", "selu",
+                            "--width", "64,32", "--standardize-inputs", "false",
+                            "--learning-rate", "3e-3"]) == {
+        "depth": 20, "dropout_rate": 0.1, "activation": "selu", "width": (64, 32),
+        "standardize_inputs": False, "learning_rate": 3e-3}
+    with pytest.raises(SystemExit, match="needs a value"):
+        parse_overrides(["--depth"])
+
+
+def test_train_writes_a_run_with_overrides(tmp_path, capsys):
+    code = main(["train", "--preset", "default", "--data", "digits", "--epochs", "2",
+                 "--run-dir", str(tmp_path), "--depth", "3", "--width", "32",
+                 "--activation", "relu", "--verbose", "0", "--seed", "5"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "test_accuracy" in out and "run directory:" in out
+    (run,) = tmp_path.iterdir()
+    config = json.loads((run / "config.json").read_text())
+    assert (config["depth"], config["width"], config["activation"]) == (3, 32, "relu")
+    assert json.loads((run / "run.json").read_text())["seed"] == 5
+    assert main(["runs", "--root", str(tmp_path)]) == 0
+    table = capsys.readouterr().out
+    assert run.name in table and "relu" in table
+
+
+def test_bad_override_is_refused_before_training(tmp_path, capsys):
+    code = main(["train", "--data", "digits", "--run-dir", str(tmp_path), "--activaton", "relu"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "override='activaton'" in err and "activation" in err
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())
+
+
+def test_forbidden_combination_is_refused(tmp_path, capsys):
+    code = main(["train", "--preset", "self_normalizing", "--data", "digits",
+                 "--run-dir", str(tmp_path), "--normalization", "batch_norm_after"])
+    assert code == 2 and "batch norm" in capsys.readouterr().err
+
+
+def test_recommend_prints_reasons(capsys):
+    assert main(["recommend", "--depth", "deep", "--risk-sensitive"]) == 0
+    out = capsys.readouterr().out
+    assert "swish" in out and "MC dropout" in out and "He initialization" in out
+    assert main(["recommend", "--depth", "3", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["depth"] == 3
+
+
+def test_presets_lists_the_registry(capsys):
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    for name in ("default", "self_normalizing", "sparse", "low_latency", "risk_sensitive"):
+        assert name in out
+    assert main(["presets", "--show", "self_normalizing"]) == 0
+    assert "lecun_normal" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["train", "recommend", "presets", "runs"])
+def test_help_of_each_command(command, capsys):
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: dnnguide {command}")
+    if command == "train":
+        assert "--learning-rate" in out and "--preset" in out
+
+
+def test_console_script_runs():
+    done = subprocess.run([sys.executable, "-m", "dnnguide.cli", "--help"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "train" in done.stdout and "recommend" in done.stdout
