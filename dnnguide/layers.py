@@ -26,11 +26,12 @@ References:
 
 from __future__ import annotations
 
+import itertools
 import warnings
 
 import keras
 
-from dnnguide.config import check_range
+from dnnguide.config import check_choice, check_range
 
 
 def _check_rate(rate) -> None:
@@ -152,7 +153,16 @@ def has_dropout(model: keras.Model, kinds=("standard", "mc")) -> bool:
     """Whether ``model`` (nested models included) holds dropout layers of the given kinds.
 
     ``"standard"``: ``Dropout``/``AlphaDropout``; ``"mc"``: :class:`MCDropout`/:class:`MCAlphaDropout`.
+
+    Example:
+        >>> model = keras.Sequential([keras.Input((4,)), MCDropout(0.5), keras.layers.Dense(2)])
+        >>> has_dropout(model, kinds=("mc",)), has_dropout(model, kinds=("standard",))
+        (True, False)
     """
+    if isinstance(kinds, str):
+        kinds = (kinds,)
+    for kind in kinds:
+        check_choice("kinds", kind, ("standard", "mc"))
     classes = []
     if "standard" in kinds:
         classes += list(_TO_MC)
@@ -192,7 +202,7 @@ def _convert(model, mapping, *, seed, keep):
             "inference, so the MC samples ignore them.",
             stacklevel=3,
         )
-    counter = iter(range(10**9))
+    counter = itertools.count()
 
     def clone_layer(layer):
         config = layer.get_config()
@@ -207,6 +217,14 @@ def _convert(model, mapping, *, seed, keep):
 
     clone = keras.models.clone_model(model, clone_function=clone_layer, recursive=True)
     clone.set_weights(model.get_weights())
+    for layer in _all_layers(clone):
+        # set_weights only assigns variables: an adapted Normalization layer keeps the mean and
+        # variance tensors it derived when built (zeros/ones) until finalize_state() refreshes
+        # them, which load_model does and set_weights does not. Without this the copy would
+        # silently skip the input standardization.
+        if hasattr(layer, "finalize_state"):
+            layer.finalize_state()
+    _copy_dnnguide_attributes(model, clone, standard=mapping is _TO_STANDARD)
     if getattr(model, "compiled", False):
         try:
             clone.compile_from_config(model.get_compile_config())
@@ -217,3 +235,21 @@ def _convert(model, mapping, *, seed, keep):
                 stacklevel=3,
             )
     return clone
+
+
+def _copy_dnnguide_attributes(model, clone, *, standard: bool) -> None:
+    """Keep what build_model attached (config, task), with the dropout kind the copy now has."""
+    import dataclasses
+
+    if hasattr(model, "dnnguide_task"):
+        clone.dnnguide_task = model.dnnguide_task
+    config = getattr(model, "dnnguide_config", None)
+    if config is None:
+        return
+    reg = config.regularization
+    if standard:
+        kind = {"mc": "standard", "mc_alpha": "alpha"}.get(reg.dropout_kind, reg.dropout_kind)
+    else:
+        kind = {"standard": "mc", "alpha": "mc_alpha"}.get(reg.dropout_kind, reg.dropout_kind)
+    clone.dnnguide_config = dataclasses.replace(
+        config, regularization=dataclasses.replace(reg, dropout_kind=kind))
