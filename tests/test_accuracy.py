@@ -1,0 +1,27 @@
+"""Real training to the accuracy the guidelines promise (slow: minutes on 2 cores)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import dnnguide
+from dnnguide.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def test_readme_main_job_reaches_095_on_digits(tmp_path, capsys):
+    # Exactly the README's first command, preset defaults (100 epochs max, early stopping).
+    assert main(["train", "--preset", "default", "--data", "digits", "--run-dir", str(tmp_path),
+                 "--verbose", "0"]) == 0
+    (run,) = tmp_path.iterdir()
+    assert json.loads((run / "metrics.json").read_text())["test_accuracy"] >= 0.95
+
+
+def test_self_normalizing_20_layers_reaches_090_on_digits():
+    result = dnnguide.fit("self_normalizing", "digits", run_dir=None, depth=20, verbose=0)
+    hidden = [layer for layer in result.model.layers if layer.name.startswith("hidden_")]
+    assert len(hidden) == 20
+    assert result.metrics["test_accuracy"] >= 0.90
