@@ -31,6 +31,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -385,6 +386,10 @@ def _load_trials(project_dir: Path) -> dict:
     return trials
 
 
+_TAIL = ("budget_epochs", "initial_epoch", "continues_trial", "epochs", "time_s", "worker_pid",
+         "error")
+
+
 def trials_frame(source):
     """All trials as a pandas DataFrame: hyperparameters, status, score, epochs, time, error.
 
@@ -422,6 +427,10 @@ def trials_frame(source):
         row["error"] = _error_line(trial.message) if trial.status != "COMPLETED" else None
         rows.append(row)
     frame = pd.DataFrame(rows)
+    # Workers send hyperparameters through gRPC in another order: fix the column order.
+    known = ["trial_id", "status", "score", *SearchSpace.default().params]
+    rest = [c for c in frame.columns if c not in known and c not in _TAIL]
+    frame = frame[[c for c in known if c in frame] + rest + [c for c in _TAIL if c in frame]]
     if frame.empty:
         return pd.DataFrame(columns=["trial_id", "status", "score", "epochs", "time_s", "error"])
     if "epochs" in frame:
@@ -654,7 +663,9 @@ def _result(tuner, hypermodel: PresetHyperModel, project_dir: Path) -> TuneResul
     best = tuner.oracle.get_best_trials(1)[0]
     values = dict(best.hyperparameters.values)
     try:
-        model = tuner.get_best_models(1)[0]
+        with warnings.catch_warnings():  # checkpoints hold no optimizer slots; Keras says so
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            model = tuner.get_best_models(1)[0]
     except (OSError, ValueError, FileNotFoundError) as exc:  # checkpoints on another machine
         print(f"Best model not loaded ({exc}); rebuild it from result.best_config.", file=sys.stderr)
         model = None
