@@ -203,14 +203,40 @@ def fit(
             steps = math.ceil(len(data.x_train) / batch_size) * epochs
             config = replace(config, schedule=replace(config.schedule, total_steps=steps))
         _check_input_scale(config, data)
+        _warn_export_fields(config)
         adapt = data.x_train if (config.standardize_inputs and not data.standardized) else None
         scope = strategy.scope() if strategy is not None else _null_scope()
         with scope:
             model = build_model(config, data.input_shape, data.n_outputs, data.task,
                                 adapt_data=adapt)
+    if run_dir and strategy is not None and not getattr(strategy.extended, "should_checkpoint", True):
+        # Multi-worker training: only the chief keeps the run; the others write to a temporary
+        # folder, as the TensorFlow multi-worker guide recommends (no two writers per file).
+        import tempfile
+
+        run_dir = tempfile.mkdtemp(prefix="dnnguide-worker-")
     path = new_run_dir(run_dir, name or (config.name if config else model.name)) if run_dir else None
     return _train(model, config, data, path, epochs=epochs, batch_size=batch_size, seed=seed,
                   callbacks=list(callbacks), verbose=verbose, diagnose=diagnose)
+
+
+class ExportOnlyWarning(UserWarning):
+    """Config fields that training records but only the compression step applies."""
+
+
+def _warn_export_fields(config: NetworkConfig) -> None:
+    pending = []
+    if config.pruning_sparsity > 0:
+        pending.append(f"pruning_sparsity={config.pruning_sparsity} (magnitude pruning)")
+    if config.fold_batch_norm:
+        pending.append("fold_batch_norm=True")
+    if config.precision != "float32":
+        pending.append(f"precision={config.precision!r}")
+    if pending:
+        warnings.warn(
+            f"{', '.join(pending)}: recorded in the run's config, but applied at export by the "
+            "compression step (dnnguide.compress, TFMOT/TFLite), not by fit(); this run trains "
+            "the float32 network with its L1/batch-norm settings.", ExportOnlyWarning, stacklevel=3)
 
 
 def _check_model_outputs(model: keras.Model, data: Dataset) -> None:

@@ -134,3 +134,10 @@ def test_unstandardized_inputs_warn_for_selu(blobs):
     with pytest.warns(InputScaleWarning, match="standardized inputs"):
         dnnguide.fit("self_normalizing", (x * 10 + 5, y), run_dir=None, epochs=1, verbose=0,
                      standardize_inputs=False, **SMALL)
+
+
+def test_export_only_fields_are_announced_not_silently_ignored(blobs):
+    from dnnguide.training import ExportOnlyWarning
+
+    with pytest.warns(ExportOnlyWarning, match="pruning_sparsity=0.8"):
+        dnnguide.fit("sparse", blobs, run_dir=None, epochs=1, verbose=0, **SMALL)
