@@ -47,7 +47,7 @@ def piecewise_linear(step, knots: Sequence[float], values: Sequence[float]):
     for x0, x1, v0, v1 in zip(knots[:-1], knots[1:], values[:-1], values[1:]):
         if x1 > x0:
             frac = ops.clip((step - x0) / (x1 - x0), 0.0, 1.0)
-            segment = v0 + frac * (v1 - v0)
+            segment = (1.0 - frac) * v0 + frac * v1  # exact at both knots, unlike v0 + frac*(v1-v0)
         else:
             segment = ops.full_like(step, v1)
         out = ops.where(step >= x0, segment, out)
