@@ -1,0 +1,60 @@
+"""``dnnguide uncertainty RUN_DIR``: plain vs MC dropout prediction on a run's test set.
+
+Prints a pandas table (accuracy, NLL, ECE, Brier score, time; RMSE/MAE for regression),
+saves a reliability diagram, an uncertainty histogram and a rejection curve in the run's
+``plots/`` folder (fresh names, nothing overwritten) and the table as
+``uncertainty.csv`` (likewise).
+
+Example::
+
+    dnnguide uncertainty runs/20260101T000000Z-risk_sensitive --samples 100
+"""
+
+from __future__ import annotations
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "uncertainty", help="compare plain vs MC dropout prediction of a trained run",
+        description="Plain vs MC dropout on a run's test (or validation) split: metrics table "
+                    "and calibration plots in RUN_DIR/plots.")
+    p.add_argument("run_dir", help="a run directory written by `dnnguide train` / dnnguide.fit")
+    p.add_argument("--samples", type=int, default=100, help="MC dropout samples (default 100)")
+    p.add_argument("--bins", type=int, default=15, help="calibration bins (default 15)")
+    p.add_argument("--split", choices=["test", "val"], default="test", help="split to evaluate")
+    p.add_argument("--batch-size", type=int, help="inputs per compiled call (default: automatic)")
+    p.add_argument("--seed", type=int, help="seed of the dropout masks (reproducible output)")
+    p.add_argument("--no-plots", action="store_true", help="print the table only")
+    p.set_defaults(func=_run)
+
+
+def _run(args, _overrides) -> int:
+    import pandas as pd
+
+    from dnnguide.config import check_range
+    from dnnguide.layers import has_dropout
+    from dnnguide.runs import atomic_write_text, open_run
+    from dnnguide.uncertainty import compare_mc_dropout, fresh_path
+
+    # Checked before the (slow) model and data loading.
+    check_range("samples", args.samples, 1, integer=True)
+    check_range("bins", args.bins, 1, integer=True)
+    run = open_run(args.run_dir)
+    model = run.model()
+    data = run.dataset()
+    x, y = (data.x_test, data.y_test) if args.split == "test" else (data.x_val, data.y_val)
+    if not has_dropout(model):
+        print("note: this model has no dropout layers; MC dropout equals the plain prediction.")
+    comparison = compare_mc_dropout(model, x, y, n_samples=args.samples, n_bins=args.bins,
+                                    task=run.info.get("task") or data.task,
+                                    batch_size=args.batch_size, seed=args.seed)
+    print(f"{run.path.name}: {len(x)} {args.split} examples, {args.samples} MC samples")
+    with pd.option_context("display.width", 120, "display.float_format", "{:.4f}".format):
+        print(comparison.table.to_string())
+    table_path = fresh_path(run.path / "uncertainty.csv")
+    atomic_write_text(table_path, comparison.table.to_csv())
+    print(f"table: {table_path}")
+    if not args.no_plots:
+        for path in comparison.save_plots(run.plots_dir, n_bins=args.bins):
+            print(f"plot: {path}")
+    return 0
