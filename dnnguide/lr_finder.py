@@ -12,8 +12,9 @@ The suggestion follows one of two stated rules on the smoothed loss against **lo
   and a point two thirds down its slope (fastai's ``valley``; robust to noise);
 - ``"steepest"``: where the smoothed loss falls fastest against log(LR).
 
-Both use log(LR) on the x axis, never linear LR: a gradient against linear LR is dominated by
-the largest LRs and lands near the divergence (PyTorch Lightning#21141). The suggestion lies
+Both use log(LR) on the x axis, never linear LR: the LRs are spaced evenly in log(LR), and a
+gradient against linear LR divides the slope by the LR, which drags the pick toward the flat,
+small-LR start of the curve (PyTorch Lightning#21141). The suggestion lies
 inside the swept range and feeds straight into 1cycle's ``max_lr``.
 
 Example:
