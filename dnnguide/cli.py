@@ -98,6 +98,8 @@ def _add_train(sub) -> None:
                    help="record per-layer gradient/activation diagnostics")
     p.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1,
                    help="Keras progress: 1 progress bar, 2 one line per epoch, 0 silent")
+    p.add_argument("--strategy", choices=["auto", "default", "mirrored", "multi_worker", "tpu"],
+                   help="tf.distribute strategy (multi_worker reads TF_CONFIG); default: none")
     p.set_defaults(func=_train, accepts_overrides=True)
 
 
@@ -105,13 +107,24 @@ def _train(args, overrides) -> int:
     import dnnguide
     from dnnguide.data import load_dataset
 
+    strategy = None
+    if args.strategy:  # created first: multi-worker strategies must precede other TF work
+        from dnnguide.distribute import strategy as make_strategy
+
+        strategy = make_strategy(args.strategy)
     if args.resume:
-        result = dnnguide.fit(resume=args.resume, verbose=args.verbose, diagnose=args.diagnose)
+        result = dnnguide.fit(resume=args.resume, verbose=args.verbose, diagnose=args.diagnose,
+                              strategy=strategy)
     else:
         data = load_dataset(args.data, seed=args.seed, target=args.target, task=args.task)
         result = dnnguide.fit(args.preset, data, run_dir=args.run_dir, name=args.name,
                               epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                              verbose=args.verbose, diagnose=args.diagnose, **overrides)
+                              verbose=args.verbose, diagnose=args.diagnose, strategy=strategy,
+                              **overrides)
+    if strategy is not None:
+        from dnnguide.distribute import weights_digest
+
+        print(f"weights sha256: {weights_digest(result.model)}")
     shown = {k: round(v, 4) for k, v in result.metrics.items() if k.startswith("test_")}
     print(f"test metrics: {shown}")
     if result.run_dir is not None:

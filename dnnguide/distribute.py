@@ -228,3 +228,15 @@ def run_tuning_processes(project_dir, workers: int, *, max_trials: int, max_fail
             chief.terminate()
         chief.wait()
         chief_log.close()
+
+
+def weights_digest(model) -> str:
+    """SHA-256 of a model's weights, to check that replicas or workers ended in sync."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for weight in model.get_weights():
+        digest.update(np.ascontiguousarray(weight).tobytes())
+    return digest.hexdigest()
