@@ -141,9 +141,9 @@ class DiagnosticsReport:
         lines += [f"- {f}" for f in self.findings] or ["No pathology found."]
         return "\n".join(lines)
 
-    def plot(self, directory) -> list[Path]:
+    def plot(self, directory, *, prefix: str = "") -> list[Path]:
         """Write gradient-norm and activation-histogram PNGs into ``directory``."""
-        return save_plots(self.frame, directory, self.activations)
+        return save_plots(self.frame, directory, self.activations, prefix=prefix)
 
 
 # --------------------------------------------------------------------------- probing
@@ -645,6 +645,7 @@ def plot_gradient_norms(frames, path, *, title: str | None = None) -> Path:
             ax.plot(rows["index"], rows["grad_norm"].clip(lower=1e-30), marker=".",
                     color=color, label=f"step {step}" if step in (steps[0], steps[-1]) else None)
         ax.set_yscale("log")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_xlabel("layer (input -> output)")
         ax.set_title(f"{label}\nfirst/last = {gradient_ratio(frame):.2g}".strip())
         ax.legend(fontsize=7)
@@ -701,15 +702,21 @@ def _save(fig, path, plt) -> Path:
     return path
 
 
-def save_plots(frame, directory, activations: dict | None = None) -> list[Path]:
-    """Write the diagnostics plots of a table (and of activations, if given) into ``directory``."""
+def save_plots(frame, directory, activations: dict | None = None, *,
+               prefix: str = "") -> list[Path]:
+    """Write the diagnostics plots of a table (and of activations, if given) into ``directory``.
+
+    Files: ``{prefix}gradient_norms_depth.png``, ``{prefix}gradient_norms_time.png`` (when
+    there is more than one record) and ``{prefix}activation_histograms.png``.
+    """
     directory = Path(directory)
-    paths = [plot_gradient_norms(frame, directory / "gradient_norms_depth.png")]
+    paths = [plot_gradient_norms(frame, directory / f"{prefix}gradient_norms_depth.png")]
     if frame["step"].nunique() > 1:
-        paths.append(plot_gradient_norms_over_time(frame, directory / "gradient_norms_time.png"))
+        paths.append(plot_gradient_norms_over_time(
+            frame, directory / f"{prefix}gradient_norms_time.png"))
     if activations:
-        paths.append(plot_activation_histograms(activations,
-                                                directory / "activation_histograms.png"))
+        paths.append(plot_activation_histograms(
+            activations, directory / f"{prefix}activation_histograms.png"))
     return paths
 
 
