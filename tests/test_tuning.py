@@ -165,10 +165,26 @@ def test_onecycle_is_keyed_to_the_trials_own_epochs(blobs):
     assert model.config_for(fresh.values).schedule.total_steps == 9 * math.ceil(300 / 32)
 
 
-def test_hyperband_search_runs_and_records_budgets(blobs, tmp_path):
-    result = tune(blobs, space=small_space(depth=[1, 2], schedule=["onecycle", "performance"]),
-                  algorithm="hyperband", max_trials=4, epochs=3, directory=tmp_path, verbose=0)
-    frame = result.trials
-    assert len(frame) == 4 and (frame["status"] == "COMPLETED").all()
+def test_recipe_quick_hyperband_over_both_presets(tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    path = Path(__file__).resolve().parents[1] / "recipes" / "tune.py"
+    spec = importlib.util.spec_from_file_location("recipe_tune", path)
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    metrics = recipe.main(["--quick", "--run-dir", str(tmp_path)])
+    assert metrics["trials"] == 4 and metrics["completed"] == 4
+    assert metrics["test_accuracy"] > 0.13  # 10 classes: chance is 0.10
+    (out,) = tmp_path.iterdir()
+    frame = pd.read_csv(out / "trials.csv")
+    assert set(frame["preset"]) <= {"default", "self_normalizing"}
+    # Hyperband ran a continuation, which trained only its own epochs.
+    assert frame["continues_trial"].notna().any()
     assert (frame["epochs"] <= frame["budget_epochs"] - frame["initial_epoch"]).all()
-    assert np.isfinite(frame["score"]).all()
+    best = NetworkConfig.from_dict(json.loads((out / "best_config.json").read_text()))
+    assert best.depth == metrics["best_hyperparameters"]["depth"]
+    assert (out / "plots" / "trials.png").stat().st_size > 1000
