@@ -216,14 +216,7 @@ def _convert(model, mapping, *, seed, keep):
         return target.from_config(config)
 
     clone = keras.models.clone_model(model, clone_function=clone_layer, recursive=True)
-    clone.set_weights(model.get_weights())
-    for layer in _all_layers(clone):
-        # set_weights only assigns variables: an adapted Normalization layer keeps the mean and
-        # variance tensors it derived when built (zeros/ones) until finalize_state() refreshes
-        # them, which load_model does and set_weights does not. Without this the copy would
-        # silently skip the input standardization.
-        if hasattr(layer, "finalize_state"):
-            layer.finalize_state()
+    copy_weights(model, clone)
     _copy_dnnguide_attributes(model, clone, standard=mapping is _TO_STANDARD)
     if getattr(model, "compiled", False):
         try:
@@ -235,6 +228,18 @@ def _convert(model, mapping, *, seed, keep):
                 stacklevel=3,
             )
     return clone
+
+
+def copy_weights(source: keras.Model, target: keras.Model) -> None:
+    """Copy every weight of ``source`` into ``target`` (same architecture), state included."""
+    target.set_weights(source.get_weights())
+    for layer in _all_layers(target):
+        # set_weights only assigns variables: an adapted Normalization layer keeps the mean and
+        # variance tensors it derived when built (zeros/ones) until finalize_state() refreshes
+        # them, which load_model does and set_weights does not. Without this the copy would
+        # silently skip the input standardization.
+        if hasattr(layer, "finalize_state"):
+            layer.finalize_state()
 
 
 def _copy_dnnguide_attributes(model, clone, *, standard: bool) -> None:

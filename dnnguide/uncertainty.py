@@ -37,7 +37,7 @@ import numpy as np
 from keras import ops
 
 from dnnguide.config import TASKS, check_choice, check_range
-from dnnguide.layers import has_dropout, to_mc_dropout, to_standard_dropout
+from dnnguide.layers import copy_weights, has_dropout, to_mc_dropout, to_standard_dropout
 
 _EPS = 1e-12
 
@@ -121,6 +121,121 @@ def predictive_entropy(probs) -> np.ndarray:
     return -np.sum(p * np.log(np.clip(p, _EPS, 1.0)), axis=1)
 
 
+class MCDropoutPredictor:
+    """Reusable MC dropout sampler for one model: compiles once, predicts many times.
+
+    Holds the MC copy of ``model`` (if it needed converting) and the compiled sampling
+    calls, so repeated predictions skip the conversion and the tracing that a one-shot
+    :func:`mc_predict` pays. A copy is refreshed from ``model``'s weights before every
+    prediction, so training ``model`` further is never silently ignored.
+
+    Args:
+        model: a Keras model with one input and one output (Sequential or functional if
+            it has standard dropout layers to convert).
+        task: ``classification``/``binary``/``regression``; inferred from the output layer.
+        max_rows: memory bound, rows of one compiled call (inputs times samples per call);
+            small enough to stay in cache (4096 was fastest on CPU for a 100-wide net).
+        seed: seed for the dropout masks (reproducible results); None draws from the
+            global seed (``keras.utils.set_random_seed``).
+
+    Example:
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8),
+        ...                           keras.layers.Dropout(0.5), keras.layers.Dense(1)])
+        >>> predictor = MCDropoutPredictor(model, seed=0)
+        >>> predictor.predict(np.ones((3, 4), "float32"), n_samples=50).std.shape
+        (3, 1)
+    """
+
+    def __init__(self, model: keras.Model, *, task: str | None = None, max_rows: int = 4096,
+                 seed: int | None = None):
+        check_range("max_rows", max_rows, 1, integer=True)
+        task = infer_task(model) if task is None else task
+        check_choice("task", task, TASKS)
+        self._inputs = list(getattr(model, "inputs", None) or [])  # a subclassed model has none
+        outputs = list(getattr(model, "outputs", None) or [])
+        if len(self._inputs) > 1 or len(outputs) > 1:
+            raise ValueError("Argument `model` must have one input and one output. Received: "
+                             f"model with {len(self._inputs)} inputs and {len(outputs)} outputs")
+        self.model, self.task, self.max_rows = model, task, max_rows
+        self._mc = model
+        if seed is not None or has_dropout(model, ("standard",)):
+            self._mc = to_mc_dropout(model, seed=seed)
+        if not has_dropout(self._mc, ("mc",)):
+            warnings.warn("The model has no dropout layers, so every MC sample equals the plain "
+                          "prediction (std 0). Train it with dropout (e.g. the 'risk_sensitive' "
+                          "preset) for MC dropout.", NoDropoutWarning, stacklevel=2)
+        self._samplers: dict[tuple[int, bool], _Sampler] = {}
+
+    def predict(self, x, n_samples: int = 100, batch_size: int | None = None, *,
+                return_samples: bool = False, verbose="auto") -> MCPrediction:
+        """MC dropout prediction of ``x``; arguments as in :func:`mc_predict`."""
+        check_range("n_samples", n_samples, 1, integer=True)
+        if batch_size is not None:
+            check_range("batch_size", batch_size, 1, integer=True)
+        check_choice("verbose", verbose, ("auto", 0, 1))
+        x = self._check_x(x)
+        if self._mc is not self.model:
+            copy_weights(self.model, self._mc)
+        per_call = _samples_per_call(self._mc, n_samples, batch_size, self.max_rows)
+        if batch_size is None:
+            batch_size = max(1, self.max_rows // per_call)
+        batch_size = min(batch_size, len(x))
+        sample_chunks = [per_call] * (n_samples // per_call)
+        if n_samples % per_call:
+            sample_chunks.append(n_samples % per_call)
+        results, sample_parts = [], []
+        starts = range(0, len(x), batch_size)
+        with _progress(len(starts) * len(sample_chunks), verbose) as bar:
+            for start in starts:
+                chunk = x[start:start + batch_size]
+                real = len(chunk)
+                if real < batch_size:  # pad the last chunk: one compiled shape, no retracing
+                    chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - real, 0)])
+                stats, samples = None, []
+                for n in sample_chunks:
+                    out = self._sampler(n, return_samples).predict_on_batch(chunk)
+                    part = {k: np.asarray(v, "float64")[:, :real] if k == "samples"
+                            else np.asarray(v, "float64")[:real] for k, v in out.items()}
+                    if self.task != "regression" and stats is None:
+                        _check_probabilities(part["mean"], self.task)
+                    stats = _merge(stats, part, n)
+                    if return_samples:
+                        samples.append(part["samples"].astype("float32"))
+                    bar.update(1)
+                results.append(stats)
+                if return_samples:
+                    sample_parts.append(np.concatenate(samples, axis=0))
+        return self._prediction(results, sample_parts, n_samples)
+
+    def _sampler(self, n, return_samples) -> _Sampler:
+        key = (n, return_samples)
+        if key not in self._samplers:
+            self._samplers[key] = _Sampler(self._mc, n, self.task, return_samples)
+        return self._samplers[key]
+
+    def _check_x(self, x) -> np.ndarray:
+        x = np.asarray(x, dtype=self._inputs[0].dtype if self._inputs else "float32")
+        expected = tuple(self._inputs[0].shape[1:]) if self._inputs else tuple(x.shape[1:])
+        if (x.ndim != len(expected) + 1 or len(x) == 0
+                or any(e is not None and e != d for e, d in zip(expected, x.shape[1:]))):
+            shape = ", ".join(str(d) for d in expected)
+            raise ValueError(f"Argument `x` must be a non-empty array of shape (n, {shape}). "
+                             f"Received: x of shape {x.shape}")
+        return x
+
+    def _prediction(self, results, sample_parts, n_samples) -> MCPrediction:
+        mean = np.concatenate([r["mean"] for r in results])
+        std = np.sqrt(np.concatenate([r["m2"] for r in results]) / n_samples)
+        pred = MCPrediction(mean.astype("float32"), std.astype("float32"), self.task, n_samples)
+        if self.task != "regression":
+            pred.entropy = predictive_entropy(mean)
+            mean_entropy = np.concatenate([r["mean_entropy"] for r in results])
+            pred.mutual_information = np.clip(pred.entropy - mean_entropy, 0.0, None)
+        if sample_parts:
+            pred.samples = np.concatenate(sample_parts, axis=1)
+        return pred
+
+
 def mc_predict(
     model: keras.Model,
     x,
@@ -139,7 +254,8 @@ def mc_predict(
     (:func:`~dnnguide.layers.to_mc_dropout`); a model that already has MC layers (the
     ``risk_sensitive`` preset) is used as is. BatchNormalization runs on its moving
     statistics, and every weight stays bitwise unchanged (only the dropout layers'
-    random-generator states advance, which are not weights).
+    random-generator states advance, which are not weights). For many calls on one
+    model, :class:`MCDropoutPredictor` compiles once.
 
     Args:
         model: a Keras model with one input and one output (Sequential or functional if
@@ -149,8 +265,7 @@ def mc_predict(
         batch_size: inputs per compiled call; default: as many as fit ``max_rows`` rows.
         return_samples: also return every sample (``n_samples`` times the output's memory).
         task: ``classification``/``binary``/``regression``; inferred from the output layer.
-        max_rows: memory bound, rows of one compiled call (``batch_size`` times samples per
-            call); small enough to stay in cache (4096 was fastest on CPU for a 100-wide net).
+        max_rows: memory bound, rows of one compiled call (``batch_size`` times samples per call).
         seed: seed for the dropout masks (reproducible results); None draws from the
             global seed (``keras.utils.set_random_seed``).
         verbose: ``"auto"`` shows a tqdm bar only if sampling takes over 2 s; 1 always; 0 never.
@@ -165,74 +280,10 @@ def mc_predict(
         >>> pred.mean.shape, pred.std.shape, pred.task
         ((3, 1), (3, 1), 'regression')
     """
-    check_range("n_samples", n_samples, 1, integer=True)
-    check_range("max_rows", max_rows, 1, integer=True)
-    if batch_size is not None:
-        check_range("batch_size", batch_size, 1, integer=True)
-    check_choice("verbose", verbose, ("auto", 0, 1))
-    task = infer_task(model) if task is None else task
-    check_choice("task", task, TASKS)
-    inputs = list(getattr(model, "inputs", None) or [])  # a subclassed model has none
-    outputs = list(getattr(model, "outputs", None) or [])
-    if len(inputs) > 1 or len(outputs) > 1:
-        raise ValueError("Argument `model` must have one input and one output. Received: "
-                         f"model with {len(inputs)} inputs and {len(outputs)} outputs")
-    x = np.asarray(x, dtype=inputs[0].dtype if inputs else "float32")
-    expected = tuple(inputs[0].shape[1:]) if inputs else tuple(x.shape[1:])
-    if (x.ndim != len(expected) + 1 or len(x) == 0
-            or any(e is not None and e != d for e, d in zip(expected, x.shape[1:]))):
-        shape = ", ".join(str(d) for d in expected)
-        raise ValueError(f"Argument `x` must be a non-empty array of shape (n, {shape}). "
-                         f"Received: x of shape {x.shape}")
-    mc_model = model
-    if seed is not None or has_dropout(model, ("standard",)):
-        mc_model = to_mc_dropout(model, seed=seed)
-    if not has_dropout(mc_model, ("mc",)):
-        warnings.warn("The model has no dropout layers, so every MC sample equals the plain "
-                      "prediction (std 0). Train it with dropout (e.g. the 'risk_sensitive' "
-                      "preset) for MC dropout.", NoDropoutWarning, stacklevel=2)
-    per_call_samples = _samples_per_call(mc_model, n_samples, batch_size, max_rows)
-    if batch_size is None:
-        batch_size = max(1, max_rows // per_call_samples)
-    batch_size = min(batch_size, len(x))
-    sample_chunks = [per_call_samples] * (n_samples // per_call_samples)
-    if n_samples % per_call_samples:
-        sample_chunks.append(n_samples % per_call_samples)
-    samplers: dict[int, _Sampler] = {}
-    results, sample_parts = [], []
-    starts = range(0, len(x), batch_size)
-    with _progress(len(starts) * len(sample_chunks), verbose) as bar:
-        for start in starts:
-            chunk = x[start:start + batch_size]
-            real = len(chunk)
-            if real < batch_size:  # pad the last chunk: one compiled shape, no retracing
-                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - real, 0)])
-            stats, samples = None, []
-            for n in sample_chunks:
-                if n not in samplers:
-                    samplers[n] = _Sampler(mc_model, n, task, return_samples)
-                out = samplers[n].predict_on_batch(chunk)
-                part = {k: np.asarray(v, "float64")[:, :real] if k == "samples"
-                        else np.asarray(v, "float64")[:real] for k, v in out.items()}
-                if task != "regression" and stats is None:
-                    _check_probabilities(part["mean"], task)
-                stats = _merge(stats, part, n)
-                if return_samples:
-                    samples.append(part["samples"].astype("float32"))
-                bar.update(1)
-            results.append(stats)
-            if return_samples:
-                sample_parts.append(np.concatenate(samples, axis=0))
-    mean = np.concatenate([r["mean"] for r in results])
-    std = np.sqrt(np.concatenate([r["m2"] for r in results]) / n_samples)
-    pred = MCPrediction(mean.astype("float32"), std.astype("float32"), task, n_samples)
-    if task != "regression":
-        pred.entropy = predictive_entropy(mean)
-        mean_entropy = np.concatenate([r["mean_entropy"] for r in results])
-        pred.mutual_information = np.clip(pred.entropy - mean_entropy, 0.0, None)
-    if return_samples:
-        pred.samples = np.concatenate(sample_parts, axis=1)
-    return pred
+    check_range("n_samples", n_samples, 1, integer=True)  # before any conversion
+    predictor = MCDropoutPredictor(model, task=task, max_rows=max_rows, seed=seed)
+    return predictor.predict(x, n_samples, batch_size, return_samples=return_samples,
+                             verbose=verbose)
 
 
 def _samples_per_call(model, n_samples, batch_size, max_rows) -> int:

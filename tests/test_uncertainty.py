@@ -274,3 +274,17 @@ def test_recipe_quick(tmp_path):
     run = next(tmp_path.iterdir())
     assert (run / "uncertainty.csv").exists()
     assert len(list((run / "plots").glob("uncertainty_*.png"))) == 3
+
+
+def test_predictor_follows_later_changes_to_the_model(bn_dropout_model):
+    model, x, _ = bn_dropout_model
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    predictor = dnnguide.uncertainty.MCDropoutPredictor(copy, seed=0)
+    before = predictor.predict(x[:20], n_samples=5)
+    assert np.abs(before.mean - 1 / 3).max() > 0.05
+    output = copy.get_layer("output")
+    output.kernel.assign(np.zeros(output.kernel.shape, "float32"))
+    output.bias.assign(np.zeros(output.bias.shape, "float32"))
+    after = predictor.predict(x[:20], n_samples=5)  # the copy inside was refreshed
+    np.testing.assert_allclose(after.mean, 1 / 3, atol=1e-6)
