@@ -74,7 +74,7 @@ def test_an_exploding_setup_is_flagged_and_clipping_suggested(blobs):
     assert report.frame["update_ratio"].max() > 1  # one step would dwarf the weights
 
     model = _model(5, activation="relu", lr=30.0)
-    callback = DiagnosticsCallback(x[:256], y[:256], interval=1, plots=False)
+    callback = DiagnosticsCallback(x[:256], y[:256], interval=1, max_overhead=None, plots=False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model.fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=[callback])
@@ -128,7 +128,7 @@ def test_callback_writes_its_table_and_plots(blobs, tmp_path):
     x, y = blobs
     model = _sigmoid_net(depth=12)
     kernel0 = np.array(model.get_layer("hidden_1").kernel)
-    callback = DiagnosticsCallback(x[:256], y[:256], tmp_path, interval=7)
+    callback = DiagnosticsCallback(x[:256], y[:256], tmp_path, interval=7, max_overhead=None)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model.fit(x, y, epochs=3, batch_size=32, verbose=0, callbacks=[callback])  # 30 steps
@@ -150,12 +150,24 @@ def test_callback_writes_its_table_and_plots(blobs, tmp_path):
         assert (tmp_path / "plots" / f"{name}.png").stat().st_size > 5000
 
 
+def test_the_time_budget_holds_back_due_records(blobs):
+    x, y = blobs
+    capped = DiagnosticsCallback(x[:64], y[:64], interval=1, max_overhead=1e-6, plots=False)
+    _model(3).fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=[capped])  # 20 steps
+    assert sorted(capped.frame["step"].unique()) == [1, 20]  # the first and the final record
+    free = DiagnosticsCallback(x[:64], y[:64], interval=1, max_overhead=None, plots=False)
+    _model(3).fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=[free])
+    assert sorted(free.frame["step"].unique()) == list(range(1, 21))
+
+
 def test_bad_input_is_refused_before_training(blobs):
     x, y = blobs
     with pytest.raises(ConfigError, match=r"Argument `interval` must be in \[1, inf\]"):
         DiagnosticsCallback(x, y, interval=0)
     with pytest.raises(ConfigError, match="same length.*len\\(x_batch\\)=300, len\\(y_batch\\)=10"):
         DiagnosticsCallback(x, y[:10])
+    with pytest.raises(ConfigError, match="`max_overhead` must be in"):
+        DiagnosticsCallback(x, y, max_overhead=0)
     with pytest.raises(ConfigError, match="`dead_fraction` must be in"):
         Thresholds(dead_fraction=2.0)
     uncompiled = dnnguide.build_model("default", (8,), 3, depth=2, compile=False)
