@@ -107,7 +107,7 @@ def test_search_where_every_trial_failed_raises(blobs, tmp_path):
 
 
 def test_resume_continues_and_refuses_a_different_search(blobs, tmp_path):
-    kwargs = dict(space=small_space(depth=[1, 2, 3]), algorithm="random", epochs=2,
+    kwargs = dict(space=small_space(depth=[1, 2, 3]), algorithm="random", epochs=1,
                   directory=tmp_path, verbose=0)
     first = tune(blobs, max_trials=2, **kwargs).trials
     second = tune(blobs, max_trials=3, **kwargs).trials
