@@ -20,7 +20,8 @@ Example:
 References:
     TensorFlow guide "Distributed training with TensorFlow"
     (https://www.tensorflow.org/guide/distributed_training); "Multi-worker training with Keras";
-    KerasTuner "Distributed hyperparameter tuning" (https://keras.io/guides/keras_tuner/distributed_tuning/).
+    KerasTuner "Distributed hyperparameter tuning"
+    (https://keras.io/guides/keras_tuner/distributed_tuning/).
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ def _tf_config_cluster() -> dict | None:
     try:
         cluster = json.loads(raw).get("cluster", {})
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"TF_CONFIG is not valid JSON ({exc}). Received: TF_CONFIG={raw!r}") from exc
+        raise ConfigError(f"TF_CONFIG is not valid JSON ({exc}). "
+                          f"Received: TF_CONFIG={raw!r}") from exc
     tasks = sum(len(v) for v in cluster.values())
     return cluster if tasks > 1 else None
 

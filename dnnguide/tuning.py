@@ -80,13 +80,15 @@ class Param:
         check_choice("kind", self.kind, PARAM_KINDS)
         if self.kind == "choice":
             if not self.values:
-                raise ConfigError("Argument `values` must list at least one value. Received: values=()")
+                raise ConfigError("Argument `values` must list at least one value. "
+                                  "Received: values=()")
             if self.default is not None and self.default not in self.values:
                 raise ConfigError(f"Argument `default` must be one of {list(self.values)}. "
                                   f"Received: default={self.default!r}")
         if self.kind in ("int", "float"):
             check_range("low", self.low, integer=self.kind == "int")
-            check_range("high", self.high, self.low, low_inclusive=False, integer=self.kind == "int")
+            integer = self.kind == "int"
+            check_range("high", self.high, self.low, low_inclusive=False, integer=integer)
             if self.log:
                 check_range("low", self.low, 0.0, low_inclusive=False)
             if self.default is not None:
@@ -161,7 +163,7 @@ def _valid_names() -> tuple[str, ...]:
 
 
 def _as_param(value, like: Param | None = None) -> Param:
-    """A Param as is; a list/tuple becomes a Choice and a scalar a Fixed (keeping ``like``'s presets)."""
+    """A Param as is; a list/tuple becomes a Choice, a scalar a Fixed (with ``like``'s presets)."""
     if isinstance(value, Param):
         return value
     presets = like.presets if like is not None else None
@@ -229,7 +231,7 @@ class SearchSpace:
         return SearchSpace(params)
 
     def extend(self, **new) -> SearchSpace:
-        """Add parameters (any config field, e.g. ``l2=Float(...)``, ``early_stopping.patience=3``)."""
+        """Add parameters: any config field (``l2=Float(...)``, ``early_stopping.patience=3``)."""
         taken = sorted(set(new) & set(self._params))
         if taken:
             raise ConfigError(f"extend() adds new parameters; {taken} already exist. Use narrow().")
@@ -453,7 +455,8 @@ def plot_trials(frame, path: str | os.PathLike, objective: str = "val_loss") -> 
         ax.plot(done.index + 1, scores, "o", label="trial")
         ax.plot(done.index + 1, best, "-", label="best so far")
         ax.legend()
-    ax.set(xlabel="completed trial", ylabel="score", title=f"{len(done)}/{len(frame)} trials completed")
+    ax.set(xlabel="completed trial", ylabel="score",
+           title=f"{len(done)}/{len(frame)} trials completed")
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -472,7 +475,7 @@ def _role() -> str | None:
 
 
 def _data_reference(data, project_dir: Path) -> dict:
-    """How a worker process loads the same data: a dataset spec, or arrays saved beside the search."""
+    """How a worker process loads the same data: a dataset spec, or arrays saved with the search."""
     if data.spec:
         return {"spec": data.spec}
     import hashlib
@@ -565,7 +568,8 @@ def tune(
         factor: Hyperband's reduction factor.
         seed: seeds Keras and the oracle.
         strategy: ``None``, a ``tf.distribute`` strategy, or a kind for
-            :func:`dnnguide.distribute.strategy` (``"auto"``); batch sizes are scaled by its replicas.
+            :func:`dnnguide.distribute.strategy` (``"auto"``); batch sizes are scaled by its
+            replicas.
         mixed_precision: use ``mixed_float16`` (GPU) / ``mixed_bfloat16`` (TPU).
         callbacks: extra Keras callbacks (keras-tuner deep-copies them for every trial).
         workers: run the trials in this many fresh worker processes (plus a chief process
@@ -596,7 +600,8 @@ def tune(
     objective = objective or ("val_accuracy" if data.task != "regression" else "val_loss")
     role = _role()
     project_dir = Path(directory) / project_name
-    if overwrite and role != "worker" and project_dir.exists():  # a worker never deletes the chief's state
+    # A worker never deletes the chief's state.
+    if overwrite and role != "worker" and project_dir.exists():
         import shutil
 
         shutil.rmtree(project_dir)
@@ -667,7 +672,8 @@ def _result(tuner, hypermodel: PresetHyperModel, project_dir: Path) -> TuneResul
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
             model = tuner.get_best_models(1)[0]
     except (OSError, ValueError, FileNotFoundError) as exc:  # checkpoints on another machine
-        print(f"Best model not loaded ({exc}); rebuild it from result.best_config.", file=sys.stderr)
+        print(f"Best model not loaded ({exc}); rebuild it from result.best_config.",
+              file=sys.stderr)
         model = None
     clean = {k: v for k, v in values.items() if not k.startswith("tuner/")}
     return TuneResult(hypermodel.config_for(values), model, frame, clean, project_dir, tuner)
