@@ -267,10 +267,14 @@ class SearchSpace:
         return f"SearchSpace({self._params!r})"
 
 
-def config_from_values(values: dict[str, Any], **fixed) -> NetworkConfig:
-    """The validated NetworkConfig for one trial's values (``tuner/*`` bookkeeping ignored)."""
+def config_from_values(values: dict[str, Any]) -> NetworkConfig:
+    """The validated NetworkConfig for one trial's values (``tuner/*`` bookkeeping ignored).
+
+    >>> config_from_values({"preset": "self_normalizing", "depth": 3}).activation
+    'selu'
+    """
     overrides = {k: v for k, v in values.items() if not k.startswith("tuner/") and k != "preset"}
-    return get_preset(values.get("preset", "default"), **overrides, **fixed)
+    return get_preset(values.get("preset", "default"), **overrides)
 
 
 # --------------------------------------------------------------------------- hypermodel
