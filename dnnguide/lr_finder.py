@@ -10,7 +10,10 @@ The suggestion follows one of two stated rules on the smoothed loss against **lo
 
 - ``"valley"`` (default, fastai's): the longest stretch over which the loss keeps decreasing,
   and a point two thirds down its slope (fastai's ``valley``; robust to noise);
-- ``"steepest"``: where the smoothed loss falls fastest against log(LR).
+- ``"steepest"``: where the smoothed loss falls fastest against log(LR);
+- ``"minimum"``: a tenth of the LR at the lowest smoothed loss (fastai's former ``lr_min``):
+  one decade below where training turns unstable, a good 1cycle ``max_lr`` (the cycle spends
+  most steps well below its peak, so it tolerates a larger peak than a constant LR would).
 
 Both use log(LR) on the x axis, never linear LR: the LRs are spaced evenly in log(LR), and a
 gradient against linear LR divides the slope by the LR, which drags the pick toward the flat,
@@ -41,7 +44,7 @@ import numpy as np
 
 from dnnguide.config import ConfigError, NetworkConfig, ScheduleConfig, check_choice, check_range
 
-RULES = ("valley", "steepest")
+RULES = ("valley", "steepest", "minimum")
 
 
 @dataclass
@@ -51,7 +54,7 @@ class LRFinderResult:
     Attributes:
         frame: pandas DataFrame with columns ``step``, ``lr``, ``loss``, ``smoothed_loss``.
         suggestion: the suggested learning rate (by ``rule``).
-        rule: ``"valley"`` or ``"steepest"``.
+        rule: ``"valley"``, ``"steepest"`` or ``"minimum"``.
         suggestions: the suggestion of every rule, for comparison.
         diverged: whether the sweep stopped early because the loss diverged.
         start_lr, end_lr: the swept range.
@@ -133,7 +136,19 @@ def valley_suggestion(lrs, smoothed_losses) -> float:
     return float(lrs[min(max(index, 0), n - 1)])
 
 
-_RULE_FUNCS = {"valley": valley_suggestion, "steepest": steepest_suggestion}
+def minimum_suggestion(lrs, smoothed_losses) -> float:
+    """A tenth of the LR at the lowest smoothed loss (fastai's former ``lr_min``)."""
+    lrs, losses = np.asarray(lrs, "float64"), np.asarray(smoothed_losses, "float64")
+    finite = np.isfinite(losses)
+    if finite.sum() < 2:
+        raise ValueError(f"Need at least 2 finite loss points to suggest an LR. "
+                         f"Received {int(finite.sum())}.")
+    best = lrs[finite][int(np.argmin(losses[finite]))]
+    return float(max(best / 10, lrs[0]))  # stay inside the swept range
+
+
+_RULE_FUNCS = {"valley": valley_suggestion, "steepest": steepest_suggestion,
+               "minimum": minimum_suggestion}
 
 
 # --------------------------------------------------------------------------- the sweep
@@ -193,7 +208,7 @@ def lr_find(
         beta: smoothing of the loss (exponential moving average with bias correction).
         diverge_threshold: stop once the smoothed loss exceeds this multiple of its minimum
             (or is not finite).
-        rule: ``"valley"`` or ``"steepest"`` (both on log(LR)).
+        rule: ``"valley"``, ``"steepest"`` (both on log(LR)) or ``"minimum"``.
         seed: seed of the batch order (and of the model built from a config).
         verbose: 1 shows a progress bar.
 
@@ -283,7 +298,8 @@ def plot_lr_find(result: LRFinderResult, path=None):
     ax.plot(frame["lr"], frame["loss"], color="tab:blue", alpha=0.25, label="loss")
     ax.plot(frame["lr"], frame["smoothed_loss"], color="tab:blue", label="smoothed loss")
     ax.set_xscale("log")
-    for (name, lr), color in zip(result.suggestions.items(), ("tab:red", "tab:green")):
+    for (name, lr), color in zip(result.suggestions.items(),
+                                 ("tab:red", "tab:green", "tab:purple")):
         if math.isfinite(lr):
             style = "-" if name == result.rule else ":"
             ax.axvline(lr, color=color, linestyle=style, label=f"{name}: {lr:.2e}")

@@ -270,13 +270,27 @@ def make_momentum_schedule(schedule: ScheduleConfig) -> OneCycleMomentum | None:
                             schedule.max_momentum, schedule.min_momentum)
 
 
+class LearningRateLogger(keras.callbacks.Callback):
+    """Add the optimizer's current learning rate to each epoch's logs (``learning_rate``).
+
+    ``ReduceLROnPlateau`` logs it already; in-optimizer schedules do not, so without this the
+    history of a power, exponential, piecewise or 1cycle run has no LR column to compare.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and "learning_rate" not in logs:
+            optimizer = getattr(self.model, "optimizer", None)
+            if optimizer is not None:
+                logs["learning_rate"] = float(ops.convert_to_numpy(optimizer.learning_rate))
+
+
 def schedule_callbacks(schedule: ScheduleConfig, monitor: str = "val_loss") -> list:
-    """Callbacks a schedule needs: ``ReduceLROnPlateau`` for ``performance``, else none.
+    """Callbacks a schedule needs: ``ReduceLROnPlateau`` for ``performance``, else an LR logger.
 
     The 1cycle momentum needs no callback: it runs inside the optimizer's update.
     """
     if schedule.name != "performance":
-        return []
+        return [LearningRateLogger()]
     return [keras.callbacks.ReduceLROnPlateau(
         monitor=monitor, factor=schedule.factor, patience=schedule.patience,
         min_lr=schedule.min_lr)]

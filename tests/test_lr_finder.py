@@ -11,7 +11,9 @@ import pytest
 import dnnguide
 from dnnguide.cli import main as cli_main
 from dnnguide.config import ConfigError, NetworkConfig
-from dnnguide.lr_finder import lr_find, steepest_suggestion, valley_suggestion
+from dnnguide.lr_finder import (
+    lr_find, minimum_suggestion, steepest_suggestion, valley_suggestion,
+)
 
 
 @pytest.fixture
@@ -91,6 +93,8 @@ def test_steepest_rule_uses_log_lr_not_linear_lr():
     assert steepest_suggestion(lrs, loss) == pytest.approx(1e-3, rel=0.13)
     valley = valley_suggestion(lrs, loss)
     assert 1e-5 < valley < 1e-1  # on the descending stretch, before the minimum
+    lowest = lrs[np.argmin(loss)]
+    assert minimum_suggestion(lrs, loss) == pytest.approx(lowest / 10)
     # The flawed rule (gradient against linear LR) divides the slope by the LR and so drifts
     # toward the small LRs of the flat start.
     linear_pick = lrs[np.argmin(np.gradient(loss[:140], lrs[:140]))]
@@ -100,7 +104,7 @@ def test_steepest_rule_uses_log_lr_not_linear_lr():
 def test_bad_arguments_are_refused_before_any_training(trained_model, blobs):
     x, y = blobs
     weights = trained_model.get_weights()
-    with pytest.raises(ConfigError, match=r"Argument `rule` must be one of \['valley', 'steepest'\]"):
+    with pytest.raises(ConfigError, match=r"Argument `rule` must be one of \['valley', 'steepest', 'minimum'\]"):
         lr_find(trained_model, (x, y), rule="fastai", verbose=0)
     with pytest.raises(ConfigError, match="end_lr"):
         lr_find(trained_model, (x, y), start_lr=1.0, end_lr=0.1, verbose=0)
@@ -120,4 +124,5 @@ def test_cli_lr_find_writes_the_curve_plot_and_suggestion(tmp_path, capsys):
     assert (run / "plots" / "lr_find.png").read_bytes()[:4] == b"\x89PNG"
     assert "lr,loss" in (run / "lr_find.csv").read_text().splitlines()[0].replace("step,", "")
     out = capsys.readouterr().out
-    assert f"--max-lr {info['suggestion']:.3g}" in out
+    assert f"--learning-rate {info['suggestion']:.3g}" in out
+    assert f"--max-lr {info['suggestions']['minimum']:.3g}" in out

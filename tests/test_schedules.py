@@ -121,7 +121,17 @@ def test_performance_schedule_is_a_callback_with_the_guideline_defaults():
     (callback,) = schedule_callbacks(ScheduleConfig("performance"))
     assert isinstance(callback, keras.callbacks.ReduceLROnPlateau)
     assert (callback.factor, callback.patience, callback.min_lr) == (0.5, 5, 1e-6)
-    assert schedule_callbacks(ScheduleConfig("onecycle", total_steps=10)) == []
+    (logger,) = schedule_callbacks(ScheduleConfig("onecycle", total_steps=10))
+    assert not isinstance(logger, keras.callbacks.ReduceLROnPlateau)
+
+
+def test_fit_history_records_the_scheduled_learning_rate(blobs):
+    x, y = blobs
+    result = dnnguide.fit("default", (x, y), run_dir=None, depth=1, width=8, epochs=3,
+                          batch_size=30, schedule="exponential", decay_steps=9,
+                          learning_rate=0.01, verbose=0)
+    # 270 training rows / 30 = 9 steps per epoch: the LR drops tenfold per epoch.
+    np.testing.assert_allclose(result.history["learning_rate"], [1e-3, 1e-4, 1e-5], rtol=1e-5)
 
 
 def test_training_steps_counts_a_hyperband_continuation_budget():

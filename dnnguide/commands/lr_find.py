@@ -28,8 +28,9 @@ def register(subparsers) -> None:
     p.add_argument("--end-lr", type=float, default=10.0, help="last LR of the sweep")
     p.add_argument("--steps", type=int, help="batches in the sweep (default: one epoch, >= 200)")
     p.add_argument("--batch-size", type=int, help="batch size (default: the preset's)")
-    p.add_argument("--rule", default="valley", choices=["valley", "steepest"],
-                   help="suggestion rule on the smoothed loss vs log(LR)")
+    p.add_argument("--rule", default="valley", choices=["valley", "steepest", "minimum"],
+                   help="suggestion rule: valley/steepest on the smoothed loss vs log(LR), "
+                        "minimum = a tenth of the LR at the lowest loss")
     p.add_argument("--seed", type=int, default=0, help="seed for the model and batch order")
     p.add_argument("--run-dir", default="runs", help="root folder of run directories")
     p.add_argument("--verbose", type=int, choices=[0, 1], default=1, help="progress bar")
@@ -51,7 +52,9 @@ def _lr_find(args, overrides) -> int:
     result.extra.update({"preset": args.preset, "data": args.data, "overrides": overrides})
     result.save(run_dir)
     print(result_summary(result))
-    print(f"use it: dnnguide train --preset {args.preset} --data {args.data} "
-          f"--schedule onecycle --max-lr {result.suggestion:.3g}")
+    base = f"dnnguide train --preset {args.preset} --data {args.data}"
+    print(f"constant LR: {base} --schedule constant --learning-rate {result.suggestion:.3g}")
+    print(f"1cycle:      {base} --schedule onecycle --max-lr "
+          f"{result.suggestions['minimum']:.3g}   (rule 'minimum': 1cycle tolerates a higher peak)")
     print(f"run directory: {run_dir}")
     return 0
