@@ -6,6 +6,7 @@ The multi-process tests start real processes (TensorFlow in each) and are marked
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -29,8 +30,8 @@ def _env(**extra) -> dict:
     return env
 
 
-def _python(code: str, timeout: int = 240) -> str:
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=_env(),
+def _python(code: str, *args: str, timeout: int = 300) -> str:
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], env=_env(),
                           capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
@@ -85,9 +86,10 @@ def test_multi_worker_is_picked_from_tf_config(monkeypatch):
 
 
 @pytest.mark.slow
-def test_mirrored_over_two_logical_cpus_trains_with_mirrored_variables():
+def test_mirrored_over_two_logical_cpus_trains_with_mirrored_variables(tmp_path):
     # Logical devices must be configured before TensorFlow initializes: a fresh process.
     out = _python("""
+        import sys
         import tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
         two = [tf.config.LogicalDeviceConfiguration()] * 2
@@ -105,10 +107,21 @@ def test_mirrored_over_two_logical_cpus_trains_with_mirrored_variables():
         print(type(strat).__name__, strat.num_replicas_in_sync,
               distribute.scale_batch_size(16, strat), type(kernel).__name__,
               result.metrics["test_accuracy"])
-    """)
-    name, replicas, batch, variable, accuracy = out.split()[-5:]
+        # The tuner gets the strategy too: 1cycle's steps count global (2 x 16) batches.
+        from dnnguide.tuning import SearchSpace, tune
+        space = SearchSpace.default().narrow(preset="default", depth=1, width=16, batch_size=16,
+                                             schedule="onecycle", learning_rate=1e-2)
+        tuned = tune((x, y), space=space, algorithm="random", max_trials=1, epochs=2,
+                     directory=sys.argv[1], strategy=strat, verbose=0)
+        kernel = tuned.best_model.get_layer("hidden_1").kernel.value
+        print(tuned.best_config.schedule.total_steps, type(kernel).__name__)
+    """, str(tmp_path))
+    lines = out.splitlines()
+    name, replicas, batch, variable, accuracy = lines[-2].split()
     assert (name, replicas, batch, variable) == ("MirroredStrategy", "2", "32", "MirroredVariable")
     assert float(accuracy) > 0.8
+    steps, variable = lines[-1].split()
+    assert int(steps) == 2 * math.ceil(270 / 32) and variable == "MirroredVariable"
 
 
 @pytest.mark.slow
