@@ -49,7 +49,7 @@ def main(argv=None):
         data = dataclasses.replace(data, x_train=data.x_train[:600], y_train=data.y_train[:600],
                                    x_val=data.x_val[:200], y_val=data.y_val[:200], spec={})
         space = space.narrow(depth=[1, 2], width=[16, 32])
-        args.max_epochs, args.max_trials, args.verbose = 3, 4, 0
+        args.max_epochs, args.max_trials, args.factor, args.verbose = 3, 4, 3, 0
     directory = Path(args.directory) if args.directory else out / "tuning"
     start = time.perf_counter()
     result = tune(data, space=space, algorithm="hyperband", max_trials=args.max_trials,
