@@ -247,34 +247,38 @@ class _Probe:
 
     def _summarize(self, loss, grads, acts):
         norms = ops.stack([ops.sqrt(ops.sum(ops.square(grads[i]))) for i in self.kernel_index])
-        return loss, norms, self._stats(acts)
+        return loss, norms, acts
 
-    def _stats(self, acts):
-        """Per block: mean, std, dead fraction, saturated fraction (NaN where not defined)."""
+    def _stats(self, acts) -> np.ndarray:
+        """Per block: mean, std, dead fraction, saturated fraction (NaN where not defined).
+
+        NumPy on the host: a few milliseconds, where the same dozens of small ops run
+        eagerly cost more than the backward pass itself.
+        """
         t, nan = self.thresholds, float("nan")
         rows = []
         for position, (act, (_, _, name)) in enumerate(zip(acts, self.blocks)):
-            a = ops.reshape(ops.cast(act, "float32"), (ops.shape(act)[0], -1))
-            dead = sat = ops.convert_to_tensor(nan)
+            a = np.asarray(ops.convert_to_numpy(act), "float32").reshape(len(act), -1)
+            dead = sat = nan
             is_output = position == len(self.blocks) - 1  # a confident output is no pathology
             if name in DEAD_CAPABLE and not is_output:
-                dead = ops.mean(ops.cast(ops.all(a <= 0, axis=0), "float32"))
+                dead = np.mean(np.all(a <= 0, axis=0))
             if name in SATURATING and not is_output:
                 low, high = SATURATING[name]
                 margin = t.saturation_margin * (high - low)
-                near = ops.cast((a <= low + margin) | (a >= high - margin), "float32")
-                sat = ops.mean(ops.cast(ops.mean(near, axis=0) >= t.saturated_rows, "float32"))
+                near = (a <= low + margin) | (a >= high - margin)
+                sat = np.mean(np.mean(near, axis=0) >= t.saturated_rows)
             if name == "selu":  # a unit far from the fixed point: |mean| > 1 or std off by 3x
-                m, s = ops.mean(a, axis=0), ops.std(a, axis=0)
-                sat = ops.mean(ops.cast((ops.abs(m) > 1) | (s < 1 / 3) | (s > 3), "float32"))
-            rows.append(ops.stack([ops.mean(a), ops.std(a), dead, sat]))
-        return ops.stack(rows)
+                m, sd = a.mean(axis=0), a.std(axis=0)
+                sat = np.mean((np.abs(m) > 1) | (sd < 1 / 3) | (sd > 3))
+            rows.append([a.mean(), a.std(), dead, sat])
+        return np.array(rows, "float64")
 
     def measure(self, compiled: bool | None = None):
-        """(loss, per-layer gradient norms, per-layer stats) as NumPy, + gradients/activations.
+        """([loss, per-layer gradient norms, per-layer stats] as NumPy, gradients, activations).
 
-        ``compiled=False`` runs the pass eagerly and also returns the gradients and
-        activations (a one-shot check). ``compiled=True`` traces it once with
+        ``compiled=False`` runs the pass eagerly and also returns every gradient (a one-shot
+        check needs them for its update estimate). ``compiled=True`` traces it once with
         ``tf.function`` (afterwards a record costs a few training steps). ``None`` (the
         callback) runs the first :data:`EAGER_RECORDS` records eagerly and compiles only
         when training goes on: tracing costs about as much as ten eager passes, so short
@@ -289,13 +293,16 @@ class _Probe:
             compiled = self._eager_calls > EAGER_RECORDS
         if not compiled:
             loss, grads, acts = self._backward(self.x)
-            summary = [ops.convert_to_numpy(t) for t in self._summarize(loss, grads, acts)]
-            return summary, grads, acts
-        if self._fn is None:
-            import tensorflow as tf  # TF-only, as in _backward
+            loss, norms, acts = self._summarize(loss, grads, acts)
+        else:
+            if self._fn is None:
+                import tensorflow as tf  # TF-only, as in _backward
 
-            self._fn = tf.function(lambda x: self._summarize(*self._backward(x)))
-        return [ops.convert_to_numpy(t) for t in self._fn(self.x)], None, None
+                self._fn = tf.function(lambda x: self._summarize(*self._backward(x)))
+            loss, norms, acts = self._fn(self.x)
+            grads = None
+        summary = [ops.convert_to_numpy(loss), ops.convert_to_numpy(norms), self._stats(acts)]
+        return summary, grads, acts
 
     def rows(self, summary, step: int = 0, epoch: int = 0, update_ratios=None) -> list[dict]:
         """One record: a dict per block with :data:`COLUMNS`."""
