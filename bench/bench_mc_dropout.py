@@ -1,9 +1,10 @@
 """Batched ``mc_predict`` vs the naive MC dropout loop, and MC vs plain calibration on MNIST-1D.
 
-    python bench/bench_mc_dropout.py [--samples 100] [--epochs 30] [--repeats 3] [--quick]
+    python bench/bench_mc_dropout.py [--samples 100] [--epochs 30] [--repeats 3] [--small 16]
 
 Trains the ``risk_sensitive`` preset on MNIST-1D once, then, on the same model and the same
-1000 test inputs, in one process, alternating order:
+inputs (the 1000 test inputs, then the first ``--small`` of them: the serving case), in one
+process, alternating order:
 
 - naive: ``np.stack([model(x, training=True) for _ in range(100)])`` (the model with standard
   dropout; eager calls; with BatchNormalization this would also corrupt its statistics);
@@ -34,6 +35,7 @@ def main(argv=None) -> int:
     parser.add_argument("--samples", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--small", type=int, default=16, help="inputs of the small-batch case")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 epochs, 1 repeat")
     args = parser.parse_args(argv)
     if args.quick:
@@ -50,48 +52,51 @@ def main(argv=None) -> int:
     result = dnnguide.fit("risk_sensitive", data, run_dir=None, epochs=args.epochs, verbose=0)
     mc_model = result.model  # the preset builds MC dropout layers
     plain_model = to_standard_dropout(mc_model)
-    x, n = data.x_test, args.samples
+    n = args.samples
 
-    def naive():
-        return np.stack([np.asarray(plain_model(x, training=True)) for _ in range(n)])
+    def time_methods(x):
+        def naive():
+            return np.stack([np.asarray(plain_model(x, training=True)) for _ in range(n)])
 
-    def compiled_loop():
-        return np.stack([np.asarray(mc_model.predict_on_batch(x)) for _ in range(n)])
+        def compiled_loop():
+            return np.stack([np.asarray(mc_model.predict_on_batch(x)) for _ in range(n)])
 
-    def one_shot():
-        return mc_predict(mc_model, x, n, verbose=0).mean
+        def one_shot():
+            return mc_predict(mc_model, x, n, verbose=0).mean
 
-    predictor = None
+        predictor = None
 
-    def reused():
-        nonlocal predictor
-        predictor = predictor or MCDropoutPredictor(mc_model)
-        return predictor.predict(x, n, verbose=0).mean
+        def reused():
+            nonlocal predictor
+            predictor = predictor or MCDropoutPredictor(mc_model)
+            return predictor.predict(x, n, verbose=0).mean
 
-    methods = {"naive loop": naive, "compiled loop": compiled_loop, "mc_predict": one_shot,
-               "MCDropoutPredictor": reused}
-    cold = {}
-    for name, fn in methods.items():
-        keras.utils.set_random_seed(0)
-        start = time.perf_counter()
-        fn()
-        cold[name] = time.perf_counter() - start
-    warm = {name: [] for name in methods}
-    for i in range(args.repeats):
-        order = list(methods.items())
-        for name, fn in order if i % 2 == 0 else order[::-1]:
+        methods = {"naive loop": naive, "compiled loop": compiled_loop, "mc_predict": one_shot,
+                   "MCDropoutPredictor": reused}
+        cold, warm = {}, {name: [] for name in methods}
+        for name, fn in methods.items():
+            keras.utils.set_random_seed(0)
             start = time.perf_counter()
             fn()
-            warm[name].append(time.perf_counter() - start)
-    rows = []
-    for name in methods:
-        w = statistics.median(warm[name])
-        rows.append({"method": name, "cold_s": cold[name], "warm_s": w,
-                     "speedup_cold": cold["naive loop"] / cold[name],
-                     "speedup_warm": statistics.median(warm["naive loop"]) / w})
-    speed = pd.DataFrame(rows).set_index("method")
+            cold[name] = time.perf_counter() - start
+        for i in range(args.repeats):
+            order = list(methods.items())
+            for name, fn in order if i % 2 == 0 else order[::-1]:
+                start = time.perf_counter()
+                fn()
+                warm[name].append(time.perf_counter() - start)
+        rows = []
+        for name in methods:
+            w = statistics.median(warm[name])
+            rows.append({"inputs": len(x), "method": name, "cold_s": cold[name], "warm_s": w,
+                         "speedup_cold": cold["naive loop"] / cold[name],
+                         "speedup_warm": statistics.median(warm["naive loop"]) / w})
+        return pd.DataFrame(rows).set_index(["inputs", "method"])
+
+    x = data.x_test
+    speed = pd.concat([time_methods(x), time_methods(x[:args.small])])
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"MNIST-1D test: {len(x)} inputs x {n} samples, risk_sensitive preset "
+    print(f"MNIST-1D test inputs x {n} samples, risk_sensitive preset "
           f"({mc_model.count_params()} parameters), {os.cpu_count()} CPUs, load {load:.1f}")
     with pd.option_context("display.float_format", "{:.3f}".format):
         print(speed.to_string())

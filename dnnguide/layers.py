@@ -27,6 +27,7 @@ References:
 from __future__ import annotations
 
 import itertools
+import numbers
 import warnings
 
 import keras
@@ -34,9 +35,12 @@ import keras
 from dnnguide.config import check_choice, check_range
 
 
-def _check_rate(rate) -> None:
+def _check_rate(rate) -> float:
+    if isinstance(rate, numbers.Real) and not isinstance(rate, bool):
+        rate = float(rate)  # NumPy scalars (e.g. from a search space) are fine
     # rate=1 would scale the kept units by 1/(1-rate): every output would be inf or nan.
     check_range("rate", rate, 0.0, 1.0, high_inclusive=False)
+    return rate
 
 
 @keras.saving.register_keras_serializable(package="dnnguide")
@@ -58,7 +62,7 @@ class MCDropout(keras.layers.Dropout):
     """
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
-        _check_rate(rate)
+        rate = _check_rate(rate)
         super().__init__(rate, noise_shape=noise_shape, seed=seed, **kwargs)
 
     def call(self, inputs, training=None):
@@ -88,7 +92,7 @@ class MCAlphaDropout(keras.layers.AlphaDropout):
     """
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
-        _check_rate(rate)
+        rate = _check_rate(rate)
         super().__init__(rate, noise_shape=noise_shape, seed=seed, **kwargs)
 
     def call(self, inputs, training=None):

@@ -89,7 +89,8 @@ class _Sampler(keras.Model):
         batch = ops.shape(x)[0]
         tiled = ops.tile(x, (self.n,) + (1,) * (len(x.shape) - 1))  # sample-major rows
         y = self.inner(tiled, training=False)  # BN etc. in inference mode; MC layers sample
-        y = ops.reshape(y, (self.n, batch) + tuple(y.shape[1:]))
+        # float32 statistics even under a mixed-precision policy (log of a float16 1e-12 is -inf)
+        y = ops.cast(ops.reshape(y, (self.n, batch) + tuple(y.shape[1:])), "float32")
         mean = ops.mean(y, axis=0)
         out = {"mean": mean, "m2": ops.sum(ops.square(y - mean), axis=0)}
         if self.task != "regression":
@@ -526,9 +527,10 @@ def reliability_diagram(y_true, probs, path, *, n_bins: int = 15, overwrite: boo
         width = 1.0 / n_bins
         ax.bar(bins["lower"], bins["accuracy"].fillna(0), width=width, align="edge",
                edgecolor="black", label="accuracy")
+        # hatched, unfilled: the gap stays readable where it overlaps the accuracy bar
         ax.bar(bins["lower"], (bins["confidence"] - bins["accuracy"]).fillna(0),
-               bottom=bins["accuracy"].fillna(0), width=width, align="edge", color="tab:red",
-               alpha=0.35, label="gap")
+               bottom=bins["accuracy"].fillna(0), width=width, align="edge", fill=False,
+               hatch="//", edgecolor="tab:red", label="gap to confidence")
         ax.plot([0, 1], [0, 1], "k--", lw=1, label="calibrated")
         ece = expected_calibration_error(y_true, p, n_bins)
         ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top-1)", ylabel="accuracy",

@@ -64,10 +64,15 @@ def test_mc_layers_serialize(cls, tmp_path):
     assert not np.array_equal(loaded.predict(x, verbose=0), loaded.predict(x, verbose=0))
 
 
-@pytest.mark.parametrize("rate", [1.0, -0.1, "0.5"])
+@pytest.mark.parametrize("rate", [1.0, -0.1, "0.5", True])
 def test_bad_rate_is_refused_with_the_value(rate):
     with pytest.raises(ConfigError, match=r"Argument `rate` must be .*Received: rate="):
         MCDropout(rate)
+
+
+def test_numpy_rate_is_accepted():
+    layer = MCAlphaDropout(np.float32(0.25))
+    assert isinstance(layer.rate, float) and layer.rate == 0.25
 
 
 def test_to_mc_dropout_keeps_weights_and_everything_else(trained):
