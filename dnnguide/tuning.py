@@ -203,8 +203,13 @@ class SearchSpace:
     @classmethod
     def default(cls, presets=("default", "self_normalizing")) -> SearchSpace:
         """The guidelines' space; each default is the ``default`` preset's own value."""
+        presets = tuple(presets)
+        if not presets:
+            raise ConfigError("Argument `presets` must name at least one preset. Received: ()")
+        for name in presets:
+            check_choice("presets", name, tuple(PRESET_ACTIVATIONS))
         base = get_preset("default")
-        allowed = [a for p in presets for a in PRESET_ACTIVATIONS.get(p, ())]
+        allowed = [a for p in presets for a in PRESET_ACTIVATIONS[p]]
         widths = sorted({32, 64, 128, 256, base.widths[0]})
         return cls({
             "preset": Choice(presets),

@@ -44,6 +44,10 @@ def test_space_is_data_with_preset_defaults_and_validates_names():
         space.narrow(preset="no_such_preset")
     with pytest.raises(ConfigError, match="default"):
         Choice([1, 2], default=3)
+    with pytest.raises(ConfigError, match="Received: presets='defualt'. Did you mean 'default'"):
+        SearchSpace.default(presets=("defualt",))
+    selu_only = SearchSpace.default(presets=("self_normalizing",))
+    assert selu_only.params["activation"] == Fixed("selu")
     extended = space.extend(**{"l2": Float(1e-6, 1e-3, log=True), "early_stopping.patience": 3})
     assert extended.params["early_stopping.patience"] == Fixed(3)
 
