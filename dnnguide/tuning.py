@@ -420,7 +420,11 @@ def trials_frame(source):
         oracle = getattr(source, "oracle", source)
         trials = dict(oracle.trials)
     rows = []
-    for trial_id, trial in sorted(trials.items()):
+    # Numeric order: ids are zero-padded to len(str(max_trials)), which a resume can change.
+    def order(item):
+        return (0, int(item[0]), "") if item[0].isdigit() else (1, 0, item[0])
+
+    for trial_id, trial in sorted(trials.items(), key=order):
         row = {"trial_id": trial_id, "status": trial.status, "score": trial.score}
         for name, value in trial.hyperparameters.values.items():
             key = {"tuner/epochs": "budget_epochs", "tuner/initial_epoch": "initial_epoch",
