@@ -35,6 +35,7 @@ def register(subparsers) -> None:
     p.add_argument("--max-epochs", type=int, default=30,
                    help="epochs per trial (Hyperband: the largest budget)")
     p.add_argument("--max-trials", type=int, default=20, help="most trials in total")
+    p.add_argument("--factor", type=int, default=3, help="Hyperband's reduction factor")
     p.add_argument("--directory", default="tuning", help="where the search is kept")
     p.add_argument("--project", default="search", help="project name inside --directory")
     p.add_argument("--overwrite", action="store_true",
@@ -120,7 +121,8 @@ def _tune(args, overrides) -> int:
     try:
         result = tune(data, space=space, algorithm=args.algorithm, max_trials=args.max_trials,
                       epochs=args.max_epochs, directory=args.directory, project_name=args.project,
-                      overwrite=args.overwrite, seed=args.seed, strategy=args.strategy,
+                      factor=args.factor, overwrite=args.overwrite, seed=args.seed,
+                      strategy=args.strategy,
                       mixed_precision=args.mixed_precision, workers=args.workers,
                       oracle_ip=args.oracle_ip, oracle_port=args.oracle_port if args.workers
                       and args.oracle_port != 8000 else None, verbose=args.verbose)
