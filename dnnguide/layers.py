@@ -156,7 +156,8 @@ def to_standard_dropout(model: keras.Model) -> keras.Model:
 def has_dropout(model: keras.Model, kinds=("standard", "mc")) -> bool:
     """Whether ``model`` (nested models included) holds dropout layers of the given kinds.
 
-    ``"standard"``: ``Dropout``/``AlphaDropout``; ``"mc"``: :class:`MCDropout`/:class:`MCAlphaDropout`.
+    ``"standard"``: ``Dropout``/``AlphaDropout``;
+    ``"mc"``: :class:`MCDropout`/:class:`MCAlphaDropout`.
 
     Example:
         >>> model = keras.Sequential([keras.Input((4,)), MCDropout(0.5), keras.layers.Dense(2)])

@@ -601,11 +601,13 @@ class Comparison:
         folder.mkdir(parents=True, exist_ok=True)
         probs = {"plain": self.plain, f"MC dropout ({self.mc.n_samples})": self.mc.mean}
         curves = {name: rejection_curve(self.y_true, p) for name, p in probs.items()}
+        def name(kind):
+            return fresh_path(folder / f"{prefix}_{kind}.png")
+
         return [
-            reliability_diagram(self.y_true, probs, fresh_path(folder / f"{prefix}_reliability.png"),
-                                n_bins=n_bins),
-            uncertainty_histogram(self.y_true, probs, fresh_path(folder / f"{prefix}_histogram.png")),
-            plot_rejection_curves(curves, fresh_path(folder / f"{prefix}_rejection.png")),
+            reliability_diagram(self.y_true, probs, name("reliability"), n_bins=n_bins),
+            uncertainty_histogram(self.y_true, probs, name("histogram")),
+            plot_rejection_curves(curves, name("rejection")),
         ]
 
 

@@ -218,8 +218,8 @@ def test_plots_are_pngs_and_never_overwrite(tmp_path, blobs):
     _, y = blobs
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(3), size=len(y))
-    path = reliability_diagram(y, {"a": probs, "b": probs ** 2 / (probs ** 2).sum(1, keepdims=True)},
-                               tmp_path / "rel.png")
+    sharper = probs ** 2 / (probs ** 2).sum(1, keepdims=True)
+    path = reliability_diagram(y, {"a": probs, "b": sharper}, tmp_path / "rel.png")
     assert path.read_bytes()[:8] == PNG
     with pytest.raises(FileExistsError, match="rel.png exists"):
         reliability_diagram(y, probs, tmp_path / "rel.png")
@@ -228,6 +228,21 @@ def test_plots_are_pngs_and_never_overwrite(tmp_path, blobs):
 
 
 # --------------------------------------------------------------------------- comparison, CLI
+def test_compare_mc_dropout_regression_columns(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 5)).astype("float32")
+    y = x @ rng.normal(size=5).astype("float32")
+    model = dnnguide.build_model("risk_sensitive", (5,), 1, task="regression", depth=2, width=8)
+    comparison = compare_mc_dropout(model, x, y, n_samples=20, seed=0)
+    table = comparison.table
+    # the preset's model is MC: "plain" must be its deterministic (dropout off) twin
+    plain = dnnguide.layers.to_standard_dropout(model).predict(x, verbose=0)[:, 0]
+    assert table.loc["plain", "rmse"] == pytest.approx(np.sqrt(np.mean((plain - y) ** 2)),
+                                                       rel=1e-5)
+    assert table.loc["plain", "mean_std"] == 0 and table.loc["mc", "mean_std"] > 0
+    assert comparison.save_plots(tmp_path) == []  # calibration plots are for classifiers
+
+
 def test_compare_mc_dropout_table(bn_dropout_model, tmp_path):
     model, x, y = bn_dropout_model
     comparison = compare_mc_dropout(model, x, y, n_samples=10, seed=0)
