@@ -12,7 +12,7 @@ This module only re-exports; the implementation lives in the modules named below
 TensorFlow-only pieces (compression, distribution) are imported lazily by their modules.
 """
 
-from dnnguide import runs
+from dnnguide import runs, uncertainty
 from dnnguide.config import (
     ConfigError,
     EarlyStoppingConfig,
@@ -24,10 +24,21 @@ from dnnguide.config import (
 )
 from dnnguide.data import Dataset, DataError, load_dataset
 from dnnguide.guidelines import Recommendation, recommend
-from dnnguide.layers import MCAlphaDropout, MCDropout
+from dnnguide.layers import MCAlphaDropout, MCDropout, to_mc_dropout, to_standard_dropout
 from dnnguide.optimizers import make_optimizer
 from dnnguide.presets import build_model, get_preset, list_presets
 from dnnguide.training import RunResult, fit
+from dnnguide.uncertainty import (
+    MCDropoutPredictor,
+    MCPrediction,
+    brier_score,
+    compare_mc_dropout,
+    expected_calibration_error,
+    mc_predict,
+    negative_log_likelihood,
+    rejection_curve,
+    reliability_diagram,
+)
 
 __version__ = "0.1.0"
 
@@ -53,4 +64,17 @@ __all__ = [
     "recommend",
     "replace",
     "runs",
+    # uncertainty (MC dropout)
+    "MCDropoutPredictor",
+    "MCPrediction",
+    "brier_score",
+    "compare_mc_dropout",
+    "expected_calibration_error",
+    "mc_predict",
+    "negative_log_likelihood",
+    "rejection_curve",
+    "reliability_diagram",
+    "to_mc_dropout",
+    "to_standard_dropout",
+    "uncertainty",
 ]

@@ -320,6 +320,7 @@ def _final_metrics(model, data: Dataset, history, batch_size) -> dict[str, float
                           verbose=0, return_dict=True)
     metrics = {f"test_{k}": float(v) for k, v in test.items()}
     metrics["epochs_trained"] = int(len(history))
+    metrics.update(_mc_metrics(model, data))
     finite_val = history["val_loss"].dropna() if "val_loss" in history else ()
     if len(finite_val):  # a diverged run may have no finite validation loss at all
         best = int(finite_val.idxmin())
@@ -331,6 +332,23 @@ def _final_metrics(model, data: Dataset, history, batch_size) -> dict[str, float
         warnings.warn("Training diverged (non-finite test loss): lower the learning rate or "
                       "clip gradients (clipnorm=1.0).", RuntimeWarning, stacklevel=3)
     return metrics
+
+
+def _mc_metrics(model, data: Dataset, n_samples: int = 50) -> dict[str, float]:
+    """For an MC dropout model, test metrics of the averaged prediction (what users will use).
+
+    ``evaluate`` scores one random dropout mask; the MC mean over ``n_samples`` masks is the
+    prediction the risk-sensitive guideline is about (Gal & Ghahramani 2016).
+    """
+    from dnnguide.layers import has_dropout
+
+    if data.task == "regression" or not has_dropout(model, kinds=("mc",)):
+        return {}
+    from dnnguide.uncertainty import classification_metrics, mc_predict
+
+    prediction = mc_predict(model, data.x_test, n_samples=n_samples, seed=0, verbose=0)
+    scores = classification_metrics(data.y_test, prediction.mean)
+    return {f"test_mc_{name}": float(value) for name, value in scores.items()}
 
 
 def _resume(run_path, *, callbacks, verbose, diagnose, strategy) -> RunResult:

@@ -141,3 +141,12 @@ def test_export_only_fields_are_announced_not_silently_ignored(blobs):
 
     with pytest.warns(ExportOnlyWarning, match="pruning_sparsity=0.8"):
         dnnguide.fit("sparse", blobs, run_dir=None, epochs=1, verbose=0, **SMALL)
+
+
+def test_mc_dropout_runs_report_the_averaged_prediction(blobs):
+    result = dnnguide.fit("risk_sensitive", blobs, run_dir=None, epochs=3, verbose=0, **SMALL)
+    metrics = result.metrics
+    assert {"test_mc_accuracy", "test_mc_nll", "test_mc_ece", "test_mc_brier"} <= set(metrics)
+    assert 0.5 < metrics["test_mc_accuracy"] <= 1.0  # an easy problem: the MC mean gets it
+    plain = dnnguide.fit("default", blobs, run_dir=None, epochs=1, verbose=0, **SMALL)
+    assert not any(k.startswith("test_mc_") for k in plain.metrics)
