@@ -138,13 +138,11 @@ def valley_suggestion(lrs, smoothed_losses) -> float:
 
 def minimum_suggestion(lrs, smoothed_losses) -> float:
     """A tenth of the LR at the lowest smoothed loss (fastai's former ``lr_min``)."""
-    lrs, losses = np.asarray(lrs, "float64"), np.asarray(smoothed_losses, "float64")
-    finite = np.isfinite(losses)
-    if finite.sum() < 2:
-        raise ValueError(f"Need at least 2 finite loss points to suggest an LR. "
-                         f"Received {int(finite.sum())}.")
-    best = lrs[finite][int(np.argmin(losses[finite]))]
-    return float(max(best / 10, lrs[0]))  # stay inside the swept range
+    first = float(np.asarray(lrs, "float64")[0])
+    lrs, losses = _trimmed(lrs, smoothed_losses)
+    if len(lrs) < 2:
+        raise ValueError(f"Need at least 2 finite loss points to suggest an LR. Received {len(lrs)}.")
+    return float(max(lrs[int(np.argmin(losses))] / 10, first))  # stay inside the swept range
 
 
 _RULE_FUNCS = {"valley": valley_suggestion, "steepest": steepest_suggestion,

@@ -66,6 +66,13 @@ class _ScheduledMomentum:
         self._momentum_now = self.add_variable(
             (), initializer="zeros", aggregation="only_first_replica", name="scheduled_momentum")
 
+    def _apply_weight_decay(self, variables):
+        # Keras applies a zero decay too (w -= w * 0 * lr, an exact no-op for finite weights),
+        # evaluating the learning-rate schedule once per variable to do so; skip it.
+        if not self.weight_decay:
+            return
+        super()._apply_weight_decay(variables)
+
     def _scheduled_momentum(self, dtype):
         return ops.cast(self._momentum_now, dtype)
 

@@ -7,6 +7,7 @@ import json
 import keras
 import numpy as np
 import pytest
+from keras import ops
 
 import dnnguide
 from dnnguide.cli import main as cli_main
@@ -30,12 +31,12 @@ def trained_model(blobs):
 def test_sweep_restores_weights_and_optimizer_state_bitwise(trained_model, blobs):
     x, y = blobs
     weights = trained_model.get_weights()  # includes the batch-norm moving statistics
-    opt_state = [np.array(v) for v in trained_model.optimizer.variables]
+    opt_state = [ops.convert_to_numpy(v) for v in trained_model.optimizer.variables]
     result = lr_find(trained_model, (x, y), num_steps=40, batch_size=16, verbose=0)
     assert len(result.frame) > 10  # it did train during the sweep
     for before, after in zip(weights, trained_model.get_weights()):
         np.testing.assert_array_equal(before, after)
-    after_state = [np.array(v) for v in trained_model.optimizer.variables]
+    after_state = [ops.convert_to_numpy(v) for v in trained_model.optimizer.variables]
     assert len(after_state) == len(opt_state)
     for before, after in zip(opt_state, after_state):
         np.testing.assert_array_equal(before, after)
