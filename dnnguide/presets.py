@@ -54,7 +54,7 @@ def register_preset(preset: Preset) -> Preset:
 
 
 for _preset in (
-    Preset("default", "He init; ELU if shallow, Swish + batch norm if deep; AdamW; "
+    Preset("default", "He init; ELU + AdamW if shallow, Swish + batch norm + Nesterov if deep; "
            "performance scheduling; early stopping."),
     Preset("self_normalizing", "LeCun normal + SELU, no normalization, AlphaDropout if "
            "needed, Nesterov SGD, standardized inputs.", {"self_normalizing": True}),

@@ -41,9 +41,17 @@ def test_default_table_shallow_vs_deep():
         assert cfg.early_stopping.enabled and cfg.early_stopping.restore_best_weights
 
 
-def test_overfitting_adds_decoupled_weight_decay_not_l2():
-    cfg = recommend(overfitting=True).config
-    assert cfg.optimizer.name == "adamw" and cfg.optimizer.weight_decay > 0
+def test_optimizer_by_depth():
+    assert recommend("shallow").config.optimizer.name == "adamw"
+    deep = recommend("deep")
+    assert (deep.config.optimizer.name, deep.config.optimizer.momentum) == ("nesterov", 0.9)
+    assert "AdamW" in deep.reasons["optimizer"]  # the measured reason for the switch
+
+
+@pytest.mark.parametrize("depth, optimizer", [("shallow", "adamw"), ("deep", "nesterov")])
+def test_overfitting_adds_decoupled_weight_decay_not_l2(depth, optimizer):
+    cfg = recommend(depth, overfitting=True).config
+    assert cfg.optimizer.name == optimizer and cfg.optimizer.weight_decay > 0
     assert cfg.regularization.l2 == 0
 
 
