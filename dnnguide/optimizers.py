@@ -105,11 +105,17 @@ class ScheduledSGD(_ScheduledMomentum, keras.optimizers.SGD):
     """
 
     def __init__(self, learning_rate=0.01, momentum_schedule=None, nesterov=False, **kwargs):
-        # `momentum` is only recorded (the value at step 0); it must be non-zero so that
-        # SGD.build creates the velocity slots.
+        # `momentum` is only recorded (the value at step 0); the update reads the schedule.
         kwargs.setdefault("momentum", _initial_momentum(momentum_schedule))
         super().__init__(learning_rate=learning_rate, momentum_schedule=momentum_schedule,
                          nesterov=nesterov, **kwargs)
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        if not self.momentums:  # SGD skips the velocity slots when the recorded momentum is 0
+            self.momentums = self.add_optimizer_variables(variables, "momentum")
 
     def update_step(self, gradient, variable, learning_rate):
         # keras/src/optimizers/sgd.py (3.15) with the scheduled momentum.
