@@ -17,18 +17,19 @@ and which guideline fixes it:
 Backend note: Keras 3 has no backend-agnostic way to take gradients, so the backward
 pass is the one TensorFlow-only piece (``tf.GradientTape``, imported lazily, marked
 ``TF-only`` below). The forward pass uses ``Model.stateless_call``, which leaves every
-variable untouched (batch-norm moving statistics, dropout seeds); the statistics use
-``keras.ops``.
+variable untouched (batch-norm moving statistics, dropout seeds); gradient norms are
+taken with ``keras.ops`` and activation statistics with NumPy on the host.
 
 Example:
     >>> import dnnguide
     >>> from dnnguide.diagnostics import check_model
-    >>> model = dnnguide.build_model("default", (8,), 3, depth=20, activation="sigmoid",
+    >>> data = dnnguide.load_dataset("digits")
+    >>> model = dnnguide.build_model("default", (64,), 10, depth=20, activation="sigmoid",
     ...                              kernel_initializer="glorot_uniform", normalization="none")
-    >>> report = check_model(model, x[:256], y[:256])  # doctest: +SKIP
+    >>> report = check_model(model, data.x_train[:256], data.y_train[:256])  # doctest: +SKIP
     >>> report.kinds  # doctest: +SKIP
     ['vanishing']
-    >>> print(report)  # doctest: +SKIP
+    >>> print(report)  # per-layer table + findings in plain words  # doctest: +SKIP
 
 References:
     Glorot & Bengio 2010 (vanishing gradients, Glorot init); He et al. 2015 (He init);
@@ -50,7 +51,7 @@ import numpy as np
 from keras import ops
 
 from dnnguide.config import ConfigError, check_range
-from dnnguide.guidelines import DEFAULT_TABLE, EXCEPTIONS_TABLE, SELF_NORMALIZING_TABLE, recommend
+from dnnguide.guidelines import DEFAULT_TABLE, SELF_NORMALIZING_TABLE, recommend
 
 DIAGNOSTICS_CSV = "diagnostics.csv"
 #: The callback's first records run eagerly; later ones use a traced graph.
@@ -98,6 +99,9 @@ class Thresholds:
         for name in ("dead_fraction", "saturated_fraction", "saturated_rows"):
             check_range(name, getattr(self, name), 0.0, 1.0, low_inclusive=False)
         check_range("saturation_margin", self.saturation_margin, 0.0, 0.5, low_inclusive=False)
+        low, high = self.selu_std
+        check_range("selu_std[0]", low, 0.0, low_inclusive=False)
+        check_range("selu_std[1]", high, low, low_inclusive=False)
 
 
 @dataclass(frozen=True)
@@ -580,8 +584,9 @@ class DiagnosticsCallback(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._start, self._spent, self._pending = time.perf_counter(), 0.0, True
-        self._probe = _Probe(self.model, self.x_probe, self.y_probe, loss=self.loss,
-                             thresholds=self.thresholds)
+        if self._probe is None or self._probe.model is not self.model:  # keep a traced probe
+            self._probe = _Probe(self.model, self.x_probe, self.y_probe, loss=self.loss,
+                                 thresholds=self.thresholds)
         saved = self.output_dir / DIAGNOSTICS_CSV if self.output_dir is not None else None
         if saved is not None and saved.exists() and not self.rows:
             # A resumed run (BackupAndRestore) keeps the records of its earlier attempt.

@@ -57,7 +57,9 @@ def main(argv=None):
     import pandas as pd
 
     import dnnguide
-    from dnnguide.diagnostics import check_model, gradient_ratio, load_diagnostics, plot_gradient_norms
+    from dnnguide.diagnostics import (
+        check_model, gradient_ratio, load_diagnostics, plot_gradient_norms,
+    )
     from dnnguide.runs import atomic_write_text, new_run_dir
 
     data = dnnguide.load_dataset(args.data, seed=args.seed)

@@ -110,7 +110,8 @@ def test_check_model_changes_nothing(blobs):
     opt_before = [np.array(v) for v in model.optimizer.variables]
     report = check_model(model, x[:256], y[:256])
     assert all(np.array_equal(a, np.array(v)) for a, v in zip(before, model.variables))
-    assert all(np.array_equal(a, np.array(v)) for a, v in zip(opt_before, model.optimizer.variables))
+    assert all(np.array_equal(a, np.array(v))
+               for a, v in zip(opt_before, model.optimizer.variables))
     assert report.frame["update_ratio"].notna().all()  # measured on a copy of the optimizer
 
 
