@@ -210,8 +210,10 @@ def run_tuning_processes(project_dir, workers: int, *, max_trials: int, max_fail
     start_time = time.monotonic()
     try:
         while any(p.poll() is None for p, _ in procs):
-            if chief.poll() is not None:
-                raise RuntimeError(f"The tuning chief exited early (exit {chief.returncode}); "
+            # The chief exits 0 as soon as the last worker was told to stop, which can be
+            # before that worker's process has exited; any other exit is a failure.
+            if chief.poll() not in (None, 0):
+                raise RuntimeError(f"The tuning chief failed (exit {chief.returncode}); "
                                    f"see {logs / 'chief.log'}.")
             if timeout is not None and time.monotonic() - start_time > timeout:
                 raise TimeoutError(f"Tuning processes still running after {timeout} s.")
