@@ -90,7 +90,7 @@ class Thresholds:
     saturation_margin: float = 0.02
     saturated_rows: float = 0.9
     selu_mean: float = 0.5
-    selu_std: tuple[float, float] = (0.5, 2.0)
+    selu_std: tuple[float, float] = (1 / 3, 3.0)
 
     def __post_init__(self):
         for name in ("vanishing_ratio", "exploding_ratio", "max_update_ratio", "max_growth",
