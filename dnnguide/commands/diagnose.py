@@ -22,7 +22,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "diagnose", help="vanishing/exploding gradients, dead and saturated units of a run",
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n".join(__doc__.splitlines()[8:]))
+        epilog="\n".join(__doc__.splitlines()[8:]).replace("::", ":"))
     p.add_argument("run_dir", help="a run directory (with config.json)")
     p.add_argument("--check", action="store_true",
                    help="run a one-shot check of the saved model even if diagnostics were recorded")
