@@ -12,7 +12,7 @@ This module only re-exports; the implementation lives in the modules named below
 TensorFlow-only pieces (compression, distribution) are imported lazily by their modules.
 """
 
-from dnnguide import runs, uncertainty
+from dnnguide import diagnostics, runs, uncertainty
 from dnnguide.config import (
     ConfigError,
     EarlyStoppingConfig,
@@ -23,6 +23,12 @@ from dnnguide.config import (
     replace,
 )
 from dnnguide.data import Dataset, DataError, load_dataset
+from dnnguide.diagnostics import (
+    DiagnosticsCallback,
+    DiagnosticsReport,
+    check_model,
+    find_pathologies,
+)
 from dnnguide.guidelines import Recommendation, recommend
 from dnnguide.layers import MCAlphaDropout, MCDropout, to_mc_dropout, to_standard_dropout
 from dnnguide.optimizers import make_optimizer
@@ -64,6 +70,12 @@ __all__ = [
     "recommend",
     "replace",
     "runs",
+    # diagnostics
+    "DiagnosticsCallback",
+    "DiagnosticsReport",
+    "check_model",
+    "diagnostics",
+    "find_pathologies",
     # uncertainty (MC dropout)
     "MCDropoutPredictor",
     "MCPrediction",
