@@ -9,7 +9,7 @@ early stopping) with the same optimizer. Their parameters are set relative to th
 ``T`` steps so the comparison is fair: power ``decay_steps = T / 10``; exponential drops the LR
 tenfold over the run; piecewise divides it by 10 at 50% and again at 75%; performance halves it
 after 3 epochs without improvement; 1cycle peaks at ``--max-lr`` (default: the LR finder's
-suggestion). Writes ``<run-dir>/<time>-compare_schedules/`` with ``results.csv`` (best
+``minimum`` rule, see ``recipes/onecycle.py``). Writes ``<run-dir>/<time>-compare_schedules/`` with ``results.csv`` (best
 validation accuracy, epochs to reach the target), ``curves.csv``, ``learning_curves.png``,
 ``schedules.png`` and one run directory per schedule.
 """
@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--depth", type=int, default=None, help="hidden layers (preset default)")
     parser.add_argument("--max-lr", type=float, default=None,
-                        help="1cycle's peak LR (default: the LR finder's suggestion)")
+                        help="1cycle's peak LR (default: the LR finder's 'minimum' rule)")
     parser.add_argument("--target", type=float, default=None,
                         help="validation accuracy for 'epochs to target' (default: 95%% of the "
                              "best one reached)")
@@ -77,7 +77,7 @@ def main(argv=None) -> int:
     total_steps = math.ceil(len(data.x_train) / config.batch_size) * args.epochs
     max_lr = args.max_lr
     if max_lr is None and "onecycle" in args.schedules:
-        found = lr_find(config, data, seed=args.seed, verbose=0,
+        found = lr_find(config, data, seed=args.seed, verbose=0, rule="minimum",
                         num_steps=30 if args.quick else None)
         found.save(out / "lr_find")
         max_lr = found.suggestion
