@@ -9,9 +9,9 @@ early stopping) with the same optimizer. Their parameters are set relative to th
 ``T`` steps so the comparison is fair: power ``decay_steps = T / 10``; exponential drops the LR
 tenfold over the run; piecewise divides it by 10 at 50% and again at 75%; performance halves it
 after 3 epochs without improvement; 1cycle peaks at ``--max-lr`` (default: the LR finder's
-``minimum`` rule, see ``recipes/onecycle.py``). Writes ``<run-dir>/<time>-compare_schedules/`` with ``results.csv`` (best
-validation accuracy, epochs to reach the target), ``curves.csv``, ``learning_curves.png``,
-``schedules.png`` and one run directory per schedule.
+``minimum`` rule, see ``recipes/onecycle.py``). Writes ``<run-dir>/<time>-compare_schedules/``
+with ``results.csv`` (best validation accuracy, epochs to reach the target), ``curves.csv``,
+``learning_curves.png``, ``schedules.png`` and one run directory per schedule.
 """
 
 from __future__ import annotations
