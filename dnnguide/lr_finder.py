@@ -42,7 +42,13 @@ from typing import Any
 import keras
 import numpy as np
 
-from dnnguide.config import ConfigError, NetworkConfig, ScheduleConfig, check_choice, check_range
+from dnnguide.config import (
+    ConfigError,
+    NetworkConfig,
+    ScheduleConfig,
+    check_choice,
+    check_range,
+)
 
 RULES = ("valley", "steepest", "minimum")
 
@@ -86,7 +92,7 @@ class LRFinderResult:
         atomic_write_json(run_dir / "lr_find.json", {
             "suggestion": self.suggestion, "rule": self.rule, "suggestions": self.suggestions,
             "diverged": self.diverged, "start_lr": self.start_lr, "end_lr": self.end_lr,
-            "steps": int(len(self.frame)), **self.extra})
+            "steps": len(self.frame), **self.extra})
         return run_dir
 
 

@@ -13,7 +13,10 @@ import dnnguide
 from dnnguide.cli import main as cli_main
 from dnnguide.config import ConfigError, NetworkConfig
 from dnnguide.lr_finder import (
-    lr_find, minimum_suggestion, steepest_suggestion, valley_suggestion,
+    lr_find,
+    minimum_suggestion,
+    steepest_suggestion,
+    valley_suggestion,
 )
 
 

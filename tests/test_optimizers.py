@@ -12,8 +12,14 @@ from keras import ops
 
 from dnnguide.config import OPTIMIZERS, ConfigError, NetworkConfig, OptimizerConfig
 from dnnguide.optimizers import (
-    MOMENTUM_OPTIMIZERS, ScheduledAdam, ScheduledAdamax, ScheduledAdamW, ScheduledNadam,
-    ScheduledSGD, make_optimizer, optimizer_from_config,
+    MOMENTUM_OPTIMIZERS,
+    ScheduledAdam,
+    ScheduledAdamax,
+    ScheduledAdamW,
+    ScheduledNadam,
+    ScheduledSGD,
+    make_optimizer,
+    optimizer_from_config,
 )
 from dnnguide.schedules import OneCycleMomentum, onecycle_lr, onecycle_momentum
 

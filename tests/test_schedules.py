@@ -10,10 +10,22 @@ from keras import ops
 import dnnguide
 from dnnguide.config import ConfigError, NetworkConfig, ScheduleConfig
 from dnnguide.schedules import (
-    ExponentialSchedule, OneCycleMomentum, OneCycleSchedule, PiecewiseConstantSchedule,
-    PowerSchedule, check_callbacks, exponential_decay, make_momentum_schedule, make_schedule,
-    onecycle_lr, onecycle_momentum, piecewise_constant, plot_schedule, power_decay,
-    schedule_callbacks, training_steps,
+    ExponentialSchedule,
+    OneCycleMomentum,
+    OneCycleSchedule,
+    PiecewiseConstantSchedule,
+    PowerSchedule,
+    check_callbacks,
+    exponential_decay,
+    make_momentum_schedule,
+    make_schedule,
+    onecycle_lr,
+    onecycle_momentum,
+    piecewise_constant,
+    plot_schedule,
+    power_decay,
+    schedule_callbacks,
+    training_steps,
 )
 
 
@@ -39,7 +51,7 @@ def test_piecewise_constant_switches_at_each_boundary():
 
 def test_onecycle_lr_three_phases():
     # 101 steps, pct_start 0.25: knots at 0, 25, 50 and 100.
-    lr = lambda s: onecycle_lr(s, 101, 1.0, pct_start=0.25, div_factor=20.0,  # noqa: E731
+    lr = lambda s: onecycle_lr(s, 101, 1.0, pct_start=0.25, div_factor=20.0,
                                final_div_factor=1000.0)
     got = values(lr, [0, 12.5, 25, 37.5, 50, 75, 100, 500])
     start, final = 1.0 / 20, 1.0 / 1000
@@ -49,7 +61,7 @@ def test_onecycle_lr_three_phases():
 
 
 def test_onecycle_momentum_moves_inversely_to_lr():
-    mom = lambda s: onecycle_momentum(s, 101, 0.25, 0.95, 0.85)  # noqa: E731
+    mom = lambda s: onecycle_momentum(s, 101, 0.25, 0.95, 0.85)
     np.testing.assert_allclose(values(mom, [0, 12.5, 25, 50, 75, 100, 300]),
                                [0.95, 0.90, 0.85, 0.95, 0.95, 0.95, 0.95], rtol=1e-6)
     steps = np.arange(101, dtype="float32")
