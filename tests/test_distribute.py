@@ -158,10 +158,6 @@ def test_distributed_tuning_one_chief_two_workers_on_loopback(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="Keras 3 model.fit under MultiWorkerMirroredStrategy with "
-                   "more than one worker fails in Trainer._maybe_symbolic_build, which reduces a "
-                   "nested data batch that TF's collective strategy cannot reduce "
-                   "(keras-team/keras#20585, open for Keras 3.15 / TF 2.21)")
 def test_train_under_tf_config_two_workers_end_with_the_same_weights(tmp_path):
     csv = _tiny_csv(tmp_path / "tiny.csv")
     ports = [distribute.free_port(), distribute.free_port()]
@@ -181,6 +177,13 @@ def test_train_under_tf_config_two_workers_end_with_the_same_weights(tmp_path):
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
+    known_bug = "PerReplica'>) to a Tensor"
+    if any(p.returncode and known_bug in err for p, (_, err) in zip(procs, outputs)):
+        # Only this known upstream failure is tolerated; when Keras fixes it the test passes.
+        pytest.xfail("Keras 3 model.fit under MultiWorkerMirroredStrategy with more than one "
+                     "worker fails in Trainer._maybe_symbolic_build, which reduces a nested "
+                     "data batch that TF's collective strategy cannot reduce "
+                     "(keras-team/keras#20585, open for Keras 3.15 / TF 2.21)")
     for proc, (_, err) in zip(procs, outputs):
         assert proc.returncode == 0, err[-2000:]
     digests = [line for out, _ in outputs for line in out.splitlines() if "weights sha256" in line]
