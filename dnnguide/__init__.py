@@ -31,8 +31,19 @@ from dnnguide.diagnostics import (
 )
 from dnnguide.guidelines import Recommendation, recommend
 from dnnguide.layers import MCAlphaDropout, MCDropout, to_mc_dropout, to_standard_dropout
-from dnnguide.optimizers import make_optimizer
+from dnnguide.lr_finder import LRFinderResult, lr_find
+from dnnguide.optimizers import make_optimizer, optimizer_from_config
 from dnnguide.presets import build_model, get_preset, list_presets
+from dnnguide.schedules import (
+    ExponentialSchedule,
+    OneCycleMomentum,
+    OneCycleSchedule,
+    PiecewiseConstantSchedule,
+    PowerSchedule,
+    make_schedule,
+    plot_schedule,
+    training_steps,
+)
 from dnnguide.training import RunResult, fit
 from dnnguide.uncertainty import (
     MCDropoutPredictor,
@@ -70,6 +81,18 @@ __all__ = [
     "recommend",
     "replace",
     "runs",
+    # optimizers, schedules, LR finder
+    "ExponentialSchedule",
+    "LRFinderResult",
+    "OneCycleMomentum",
+    "OneCycleSchedule",
+    "PiecewiseConstantSchedule",
+    "PowerSchedule",
+    "lr_find",
+    "make_schedule",
+    "optimizer_from_config",
+    "plot_schedule",
+    "training_steps",
     # diagnostics
     "DiagnosticsCallback",
     "DiagnosticsReport",
