@@ -59,6 +59,26 @@ from dnnguide.uncertainty import (
 
 __version__ = "0.1.0"
 
+# Imported on first use: keras-tuner and tf.distribute are slow to import and not always needed.
+_LAZY = {
+    "tuning": "dnnguide.tuning", "distribute": "dnnguide.distribute",
+    "tune": "dnnguide.tuning", "TuneResult": "dnnguide.tuning", "TuningError": "dnnguide.tuning",
+    "SearchSpace": "dnnguide.tuning", "Choice": "dnnguide.tuning", "Int": "dnnguide.tuning",
+    "Float": "dnnguide.tuning", "Fixed": "dnnguide.tuning", "trials_frame": "dnnguide.tuning",
+}
+
+
+def __getattr__(name):
+    import importlib
+
+    if name not in _LAZY:
+        raise AttributeError(f"module 'dnnguide' has no attribute {name!r}")
+    module = importlib.import_module(_LAZY[name])
+    value = module if module.__name__ == f"dnnguide.{name}" else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
     "ConfigError",
     "DataError",
@@ -99,6 +119,18 @@ __all__ = [
     "check_model",
     "diagnostics",
     "find_pathologies",
+    # tuning and distribution (imported on first use)
+    "Choice",
+    "Fixed",
+    "Float",
+    "Int",
+    "SearchSpace",
+    "TuneResult",
+    "TuningError",
+    "distribute",
+    "trials_frame",
+    "tune",
+    "tuning",
     # uncertainty (MC dropout)
     "MCDropoutPredictor",
     "MCPrediction",

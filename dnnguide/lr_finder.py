@@ -159,18 +159,18 @@ _RULE_FUNCS = {"valley": valley_suggestion, "steepest": steepest_suggestion,
 def _prepare(model_or_config, data, seed: int):
     """A compiled model and the Dataset, from a model or a preset/config plus data."""
     from dnnguide.presets import build_model, resolve_config
-    from dnnguide.training import _as_dataset
+    from dnnguide.training import as_dataset
 
     if isinstance(model_or_config, keras.Model):
         model = model_or_config
         if getattr(model, "optimizer", None) is None:
             raise ConfigError("lr_find needs a compiled model (model.compile(optimizer, loss)) "
                               "or a preset name / NetworkConfig.")
-        return model, _as_dataset(data, seed, None), getattr(model, "dnnguide_config", None)
+        return model, as_dataset(data, seed, None), getattr(model, "dnnguide_config", None)
     config = resolve_config(model_or_config)
     # The sweep drives the LR itself; a schedule (1cycle needs total_steps) is irrelevant here.
     config = replace(config, schedule=ScheduleConfig("constant"))
-    data = _as_dataset(data, seed, None)
+    data = as_dataset(data, seed, None)
     adapt = data.x_train if (config.standardize_inputs and not data.standardized) else None
     model = build_model(config, data.input_shape, data.n_outputs, data.task, adapt_data=adapt)
     return model, data, config

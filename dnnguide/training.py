@@ -69,7 +69,8 @@ def environment_info() -> dict[str, Any]:
     return info
 
 
-def _as_dataset(data, seed: int, task: str | None) -> Dataset:
+def as_dataset(data, seed: int, task: str | None) -> Dataset:
+    """A Dataset from a name, a Dataset, ``(x, y)`` or ``(x, y, x_val, y_val)`` (what fit accepts)."""
     if isinstance(data, Dataset):
         return data
     if isinstance(data, (str, Path)):
@@ -186,7 +187,7 @@ def fit(
         return _resume(resume, callbacks=callbacks, verbose=verbose, diagnose=diagnose,
                        strategy=strategy)
     keras.utils.set_random_seed(seed)
-    data = _as_dataset(data, seed, task)
+    data = as_dataset(data, seed, task)
     validate_dataset(data)
     if isinstance(config_or_model, keras.Model):
         if overrides:

@@ -597,7 +597,7 @@ def tune(
         ConfigError: bad arguments, before anything runs.
         TuningError: a different search already lives in the directory, or every trial failed.
     """
-    from dnnguide.training import _as_dataset
+    from dnnguide.training import as_dataset
 
     check_choice("algorithm", algorithm, ALGORITHMS)
     check_range("max_trials", max_trials, 1, integer=True)
@@ -609,7 +609,7 @@ def tune(
     if not isinstance(space, SearchSpace):
         raise TypeError(f"Argument `space` must be a SearchSpace. Received: space={space!r}")
     keras.utils.set_random_seed(seed)
-    data = _as_dataset(data, seed, None)
+    data = as_dataset(data, seed, None)
     objective = objective or ("val_accuracy" if data.task != "regression" else "val_loss")
     role = _role()
     project_dir = Path(directory) / project_name
