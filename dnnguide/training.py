@@ -15,6 +15,7 @@ import time
 import warnings
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -289,12 +290,18 @@ def _train(model, config, data: Dataset, path: Path | None, *, epochs, batch_siz
             atomic_write_json(path / "config.json", config.to_dict())
         atomic_write_json(path / "run.json", {**info, "status": "running"})
     start = time.perf_counter()
-    keras_history = model.fit(
+    from dnnguide import distribute
+
+    fit_fn, evaluate = model.fit, model.evaluate
+    if distribute.is_multi_worker(model):  # Keras' fit fails there (keras#20585)
+        fit_fn = partial(distribute.fit_multi_worker, model, seed=seed)
+        evaluate = partial(distribute.evaluate_multi_worker, model)
+    keras_history = fit_fn(
         data.x_train, data.y_train, validation_data=(data.x_val, data.y_val),
         epochs=epochs, batch_size=batch_size, callbacks=all_callbacks, verbose=verbose)
     train_time = time.perf_counter() - start
     history = _history_frame(keras_history, path)
-    metrics = _final_metrics(model, data, history, batch_size)
+    metrics = _final_metrics(model, data, history, batch_size, evaluate=evaluate)
     metrics["train_time_s"] = round(train_time, 3)
     if path is not None:
         atomic_write_text(path / "history.csv", history.to_csv(index=False))
@@ -318,9 +325,10 @@ def _history_frame(keras_history, path: Path | None):
     return frame
 
 
-def _final_metrics(model, data: Dataset, history, batch_size) -> dict[str, float]:
-    test = model.evaluate(data.x_test, data.y_test, batch_size=max(batch_size, 256),
-                          verbose=0, return_dict=True)
+def _final_metrics(model, data: Dataset, history, batch_size, evaluate=None) -> dict[str, float]:
+    test = (evaluate or model.evaluate)(data.x_test, data.y_test,
+                                        batch_size=max(batch_size, 256), verbose=0,
+                                        return_dict=True)
     metrics = {f"test_{k}": float(v) for k, v in test.items()}
     metrics["epochs_trained"] = int(len(history))
     metrics.update(_mc_metrics(model, data))
