@@ -5,6 +5,9 @@
   a cluster, and the default strategy on one GPU or the CPU.
 - :func:`enable_mixed_precision` picks ``mixed_float16`` on GPU, ``mixed_bfloat16`` on TPU.
 - :func:`scale_batch_size` multiplies a per-replica batch size by the replicas in sync.
+- :func:`fit_multi_worker` / :func:`evaluate_multi_worker` train and evaluate a model built under
+  a MultiWorkerMirroredStrategy with a custom loop, since Keras 3's ``fit`` fails there
+  (keras-team/keras#20585); :func:`dnnguide.fit` switches to them by itself.
 - :func:`run_tuning_processes` runs keras-tuner's own chief/worker mode on this machine
   (``KERASTUNER_TUNER_ID``, ``KERASTUNER_ORACLE_IP``, ``KERASTUNER_ORACLE_PORT``); see
   ``docs/distributed_tuning.md`` for several machines.
@@ -285,7 +288,7 @@ def _batches(strat, x, y, global_batch: int, *, shuffle_seed: int | None):
 
 def fit_multi_worker(model, x, y, *, validation_data=None, epochs: int = 1, batch_size: int = 32,
                      callbacks=(), verbose="auto", seed: int = 0):
-    """``model.fit`` for a model built under a MultiWorkerMirroredStrategy.
+    """``model.fit`` for a model built under a MultiWorkerMirroredStrategy (the same keywords).
 
     Keras 3's ``fit`` fails there when the cluster has more than one worker: its symbolic build
     reduces a nested data batch, which the collective strategy cannot do (keras-team/keras#20585,
@@ -356,10 +359,10 @@ def fit_multi_worker(model, x, y, *, validation_data=None, epochs: int = 1, batc
         # Non-chief workers log to a throwaway run directory (fit() put it there); keep them quiet.
         verbose = 0
     if any(isinstance(cb, keras.callbacks.BackupAndRestore) for cb in callbacks):
-        warnings.warn("BackupAndRestore under multi-worker training: every worker saves its own "
-                      "backup (the non-chief ones in a temporary folder), so `resume` restores "
-                      "the chief only; restart an interrupted multi-worker run from scratch.",
-                      stacklevel=2)
+        warnings.warn("BackupAndRestore under multi-worker training: each worker saves its own "
+                      "checkpoint (non-chief workers in a temporary folder), so resuming restores "
+                      "every worker only where all of them can read the chief's run directory "
+                      "(one machine or a shared file system).", stacklevel=2)
     verbose = 1 if verbose == "auto" else verbose
     callback_list = keras.callbacks.CallbackList(
         callbacks, add_history=True, add_progbar=verbose != 0, model=model, verbose=verbose,
