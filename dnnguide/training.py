@@ -97,6 +97,34 @@ def _check_input_scale(config: NetworkConfig, data: Dataset) -> None:
             "Set standardize_inputs=True or standardize the data.", InputScaleWarning, stacklevel=3)
 
 
+#: Seconds between resumable checkpoints. Saving weights and optimizer state after every epoch
+#: cost a quarter of a short fit's time; an interrupted run loses at most this much work.
+CHECKPOINT_EVERY_S = 30.0
+
+
+class PeriodicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """``BackupAndRestore`` that checkpoints after the first epoch, then once ``min_interval`` s passed.
+
+    Keeps the previous checkpoint too (``double_checkpoint``), so a crash while writing one
+    leaves the other to resume from. ``min_interval=0`` checkpoints after every epoch.
+    """
+
+    def __init__(self, backup_dir, min_interval: float = CHECKPOINT_EVERY_S, **kwargs):
+        super().__init__(backup_dir, double_checkpoint=True, **kwargs)
+        self.min_interval = float(min_interval)
+        self._last_save = -math.inf
+
+    def _save_model(self):
+        super()._save_model()
+        self._last_save = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._current_epoch = epoch + 1
+        self._last_batch_seen = 0
+        if time.monotonic() - self._last_save >= self.min_interval:
+            self._save_model()
+
+
 def make_callbacks(config: NetworkConfig | None, run_dir: Path | None, *, has_val: bool = True,
                    diagnose_probe=None) -> list[keras.callbacks.Callback]:
     """The callbacks a configuration implies (early stopping, schedule, NaN guard, logging)."""
@@ -113,7 +141,7 @@ def make_callbacks(config: NetworkConfig | None, run_dir: Path | None, *, has_va
         callbacks.extend(schedule_callbacks(config.schedule))
     if run_dir is not None:
         callbacks += [
-            keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+            PeriodicBackupAndRestore(str(run_dir / "backup"), min_interval=CHECKPOINT_EVERY_S),
             keras.callbacks.CSVLogger(str(run_dir / "training_log.csv"), append=True),
             # Scalars only: tracing the graph for TensorBoard cost ~20% of a short fit.
             keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), histogram_freq=0,
@@ -319,7 +347,10 @@ def _history_frame(keras_history, path: Path | None):
 
     log = path / "training_log.csv" if path is not None else None
     if log is not None and log.exists():
-        return pd.read_csv(log)  # includes epochs from before a resume
+        # Includes the epochs from before a resume; epochs trained again after the last
+        # checkpoint appear twice, and the later row is the one the model went on from.
+        frame = pd.read_csv(log).drop_duplicates("epoch", keep="last")
+        return frame.reset_index(drop=True)
     frame = pd.DataFrame(keras_history.history)
     frame.insert(0, "epoch", range(len(frame)))
     return frame

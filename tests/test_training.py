@@ -85,7 +85,9 @@ def test_same_seed_same_weights(blobs):
         np.testing.assert_array_equal(wa, wb)
 
 
-def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
+def test_interrupted_run_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setattr(dnnguide.training, "CHECKPOINT_EVERY_S", 0.0)  # checkpoint every epoch
+
     class Interrupt(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             if epoch == 1:
@@ -150,3 +152,22 @@ def test_mc_dropout_runs_report_the_averaged_prediction(blobs):
     assert 0.5 < metrics["test_mc_accuracy"] <= 1.0  # an easy problem: the MC mean gets it
     plain = dnnguide.fit("default", blobs, run_dir=None, epochs=1, verbose=0, **SMALL)
     assert not any(k.startswith("test_mc_") for k in plain.metrics)
+
+
+def test_checkpoints_are_throttled_and_resume_repeats_only_unsaved_epochs(tmp_path):
+    # Default interval (30 s): a short run's only checkpoint is the one after its first epoch,
+    # so a crash repeats the epochs after it, and the history keeps one row per epoch.
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt("simulated crash")
+
+    with pytest.raises(KeyboardInterrupt):
+        dnnguide.fit("default", "digits", run_dir=tmp_path, epochs=3, verbose=0,
+                     callbacks=[Interrupt()], **SMALL)
+    (run_path,) = tmp_path.iterdir()
+    saved = json.loads((run_path / "backup" / "training_metadata.json").read_text())
+    assert saved["epoch"] == 1
+    result = dnnguide.fit(resume=run_path, verbose=0)
+    assert list(result.history["epoch"]) == [0, 1, 2]
+    assert len(pd.read_csv(run_path / "training_log.csv")) == 4  # 2 before the crash + 2
