@@ -232,7 +232,12 @@ def fit(
         config = nested_overrides(config, **changes)
         epochs, batch_size = config.epochs, config.batch_size
         if config.schedule.name == "onecycle":
-            steps = math.ceil(len(data.x_train) / batch_size) * epochs
+            from dnnguide.schedules import training_steps
+
+            # Multi-worker training takes batch_size per replica each step (a global batch).
+            multi = strategy is not None and "MultiWorker" in type(strategy).__name__
+            per_step = batch_size * (strategy.num_replicas_in_sync if multi else 1)
+            steps = training_steps(len(data.x_train), per_step, epochs)
             config = replace(config, schedule=replace(config.schedule, total_steps=steps))
         _check_input_scale(config, data)
         _warn_export_fields(config)
@@ -394,6 +399,10 @@ def _mc_metrics(model, data: Dataset, n_samples: int = 50) -> dict[str, float]:
 
 
 def _resume(run_path, *, callbacks, verbose, diagnose, strategy) -> RunResult:
+    if strategy is not None and not getattr(strategy.extended, "should_checkpoint", True):
+        raise ConfigError("Resuming under a multi-worker strategy would have every worker write "
+                          f"into {run_path}. Resume on one machine (no strategy), or start a new "
+                          "multi-worker run.")
     run = open_run(run_path)
     if run.complete:
         raise RunExistsError(f"Run {run.path} is already complete; nothing to resume. Start a "
