@@ -12,7 +12,13 @@ This module only re-exports; the implementation lives in the modules named below
 TensorFlow-only pieces (compression, distribution) are imported lazily by their modules.
 """
 
-from dnnguide import diagnostics, runs, uncertainty
+import os
+
+# TensorFlow's C++ start-up chatter (CUDA probing, CPU flags) buries the first lines a user reads;
+# only a default: a value the user set wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from dnnguide import diagnostics, runs, uncertainty  # noqa: E402
 from dnnguide.config import (
     ConfigError,
     EarlyStoppingConfig,
