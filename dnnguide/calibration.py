@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from dnnguide.config import check_range
+from dnnguide.runs import pyplot, save_figure
 
 _EPS = 1e-12
 
@@ -162,39 +163,8 @@ def rejection_curve(y_true, probs, uncertainty=None, fractions=None):
 
 
 # --------------------------------------------------------------------------- plots
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _as_named(probs, label="model") -> dict:
     return dict(probs) if isinstance(probs, dict) else {label: probs}
-
-
-def _save(fig, path, overwrite: bool):
-    import os
-    import tempfile
-    from pathlib import Path
-
-    from dnnguide.runs import RunExistsError
-
-    plt = _pyplot()
-    path = Path(path)
-    try:
-        if path.exists() and not overwrite:
-            raise RunExistsError(f"{path} exists; pass overwrite=True or another path "
-                                 "(plots are never replaced silently).")
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-        os.close(fd)
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)  # a half-written PNG never carries the final name
-    finally:
-        plt.close(fig)
-    return path
 
 
 def reliability_diagram(y_true, probs, path, *, n_bins: int = 15, overwrite: bool = False):
@@ -203,7 +173,7 @@ def reliability_diagram(y_true, probs, path, *, n_bins: int = 15, overwrite: boo
     Bars on the diagonal mean calibrated; bars below it, overconfident. Returns ``path``.
     """
     named = _as_named(probs)
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(named), figsize=(4.2 * len(named), 4), squeeze=False)
     for ax, (name, p) in zip(axes[0], named.items()):
         bins = calibration_bins(y_true, p, n_bins)
@@ -220,7 +190,7 @@ def reliability_diagram(y_true, probs, path, *, n_bins: int = 15, overwrite: boo
                title=f"{name}: ECE {ece:.3f}")
         ax.legend(loc="upper left")
     fig.tight_layout()
-    return _save(fig, path, overwrite)
+    return save_figure(fig, path, overwrite=overwrite)
 
 
 def uncertainty_histogram(y_true, probs, path, *, uncertainty=None, bins: int = 30,
@@ -231,7 +201,7 @@ def uncertainty_histogram(y_true, probs, path, *, uncertainty=None, bins: int = 
     """
     named = _as_named(probs)
     named_u = _as_named(uncertainty) if uncertainty is not None else {}
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(named), figsize=(4.2 * len(named), 3.5), squeeze=False)
     for ax, (name, p) in zip(axes[0], named.items()):
         y, cp = _labels(y_true, p)
@@ -244,12 +214,12 @@ def uncertainty_histogram(y_true, probs, path, *, uncertainty=None, bins: int = 
                ylabel="density", title=name)
         ax.legend()
     fig.tight_layout()
-    return _save(fig, path, overwrite)
+    return save_figure(fig, path, overwrite=overwrite)
 
 
 def plot_rejection_curves(curves, path, *, overwrite: bool = False):
     """Plot ``{name: rejection_curve(...)}`` frames (accuracy vs rejected fraction)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.8))
     for name, frame in _as_named(curves).items():
         ax.plot(frame["rejected_fraction"], frame["accuracy"], marker=".", label=name)
@@ -258,4 +228,4 @@ def plot_rejection_curves(curves, path, *, overwrite: bool = False):
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    return _save(fig, path, overwrite)
+    return save_figure(fig, path, overwrite=overwrite)

@@ -52,6 +52,7 @@ from keras import ops
 
 from dnnguide.config import ConfigError, check_range
 from dnnguide.guidelines import DEFAULT_TABLE, SELF_NORMALIZING_TABLE, recommend
+from dnnguide.runs import atomic_write_text, pyplot, save_figure
 
 DIAGNOSTICS_CSV = "diagnostics.csv"
 #: The callback's first records run eagerly; later ones use a traced graph.
@@ -642,8 +643,6 @@ class DiagnosticsCallback(keras.callbacks.Callback):
     def _save(self) -> None:
         if self.output_dir is None or len(self.rows) == self._saved_rows:
             return
-        from dnnguide.runs import atomic_write_text
-
         start = time.perf_counter()
         self.output_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.output_dir / DIAGNOSTICS_CSV, self.frame.to_csv(index=False))
@@ -671,15 +670,6 @@ class DiagnosticsCallback(keras.callbacks.Callback):
 
 
 # --------------------------------------------------------------------------- plots
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_gradient_norms(frames, path, *, title: str | None = None) -> Path:
     """Per-layer gradient norm over depth (log scale), one panel per frame, side by side.
 
@@ -687,7 +677,7 @@ def plot_gradient_norms(frames, path, *, title: str | None = None) -> Path:
         frames: a diagnostics DataFrame, or ``{label: DataFrame}`` to compare setups.
         path: the PNG to write. Each record is one line, colored from early (dark) to late.
     """
-    plt = _pyplot()
+    plt = pyplot()
     frames = frames if isinstance(frames, dict) else {"": frames}
     fig, axes = plt.subplots(1, len(frames), figsize=(4.2 * len(frames), 3.6), sharey=True,
                              squeeze=False)
@@ -706,12 +696,13 @@ def plot_gradient_norms(frames, path, *, title: str | None = None) -> Path:
     axes[0][0].set_ylabel("gradient norm")
     if title:
         fig.suptitle(title)
-    return _save(fig, path, plt)
+    fig.tight_layout()
+    return save_figure(fig, path)
 
 
 def plot_gradient_norms_over_time(frame, path) -> Path:
     """Each layer's gradient norm over training steps (log scale), colored by depth."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     n = int(frame["index"].max())
     for index, rows in frame.groupby("index"):
@@ -720,7 +711,8 @@ def plot_gradient_norms_over_time(frame, path) -> Path:
     sm = plt.cm.ScalarMappable(cmap="viridis", norm=plt.Normalize(1, n))
     fig.colorbar(sm, ax=ax, label="layer")
     ax.set(yscale="log", xlabel="training step", ylabel="gradient norm")
-    return _save(fig, path, plt)
+    fig.tight_layout()
+    return save_figure(fig, path)
 
 
 def plot_activation_histograms(activations: dict[str, np.ndarray], path, bins: int = 50) -> Path:
@@ -729,7 +721,7 @@ def plot_activation_histograms(activations: dict[str, np.ndarray], path, bins: i
     One axes with one filled outline per layer (a ridgeline plot): matplotlib's ``hist``
     on dozens of small axes takes seconds, and the shared x axis makes layers comparable.
     """
-    plt = _pyplot()
+    plt = pyplot()
     finite = {name: np.asarray(v, "float64").ravel() for name, v in activations.items()}
     finite = {name: v[np.isfinite(v)] for name, v in finite.items()}
     pooled = np.concatenate([v for v in finite.values() if v.size] or [np.zeros(1)])
@@ -744,16 +736,8 @@ def plot_activation_histograms(activations: dict[str, np.ndarray], path, bins: i
     ax.set_yticks(np.arange(len(finite)) + 0.3, list(reversed(list(finite))), fontsize=7)
     ax.set(xlabel="activation value (clipped to the 0.5-99.5 percentiles)",
            title="activations on the probe batch")
-    return _save(fig, path, plt)
-
-
-def _save(fig, path, plt) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def save_plots(frame, directory, activations: dict | None = None, *,

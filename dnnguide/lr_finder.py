@@ -292,11 +292,9 @@ def _result(records, rule, diverged, start_lr, end_lr) -> LRFinderResult:
 
 def plot_lr_find(result: LRFinderResult, path=None):
     """Loss (raw, faint) and smoothed loss against the LR on a log-x axis; PNG if ``path``."""
-    import matplotlib
+    from dnnguide.runs import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     frame = result.frame
     fig, ax = plt.subplots(figsize=(6, 3.8))
     ax.plot(frame["lr"], frame["loss"], color="tab:blue", alpha=0.25, label="loss")
@@ -315,11 +313,9 @@ def plot_lr_find(result: LRFinderResult, path=None):
     ax.legend(fontsize=8)
     fig.tight_layout()
     if path is not None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=100)
-        result.plot_path = path
-    plt.close(fig)
+        result.plot_path = save_figure(fig, path)
+    else:
+        plt.close(fig)
     return fig
 
 

@@ -352,11 +352,11 @@ def plot_schedule(schedule: ScheduleConfig, base_lr: float, total_steps: int, pa
     Returns the matplotlib figure. ``performance`` depends on the validation loss and is drawn
     as the constant ``base_lr`` it starts from.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+
+    from dnnguide.runs import pyplot, save_figure
+
+    plt = pyplot()
 
     if schedule.name == "onecycle" and schedule.total_steps is None:
         schedule = dataclasses.replace(schedule, total_steps=total_steps)
@@ -373,6 +373,7 @@ def plot_schedule(schedule: ScheduleConfig, base_lr: float, total_steps: int, pa
         twin.set_ylabel("momentum / beta_1", color="tab:orange")
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=100)
-    plt.close(fig)
+        save_figure(fig, path)
+    else:
+        plt.close(fig)
     return fig

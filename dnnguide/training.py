@@ -27,6 +27,7 @@ from dnnguide.data import Dataset, DataError, from_arrays, load_dataset, validat
 from dnnguide.presets import build_model, resolve_config
 from dnnguide.runs import (
     RunExistsError, atomic_save_model, atomic_write_json, atomic_write_text, new_run_dir, open_run,
+    pyplot, save_figure,
 )
 
 
@@ -157,11 +158,7 @@ def make_callbacks(config: NetworkConfig | None, run_dir: Path | None, *, has_va
 
 def plot_learning_curves(history, path: Path) -> Path:
     """Loss and the first metric, train vs validation, per epoch (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     metrics = [c for c in history.columns if c not in ("epoch", "learning_rate")
                and not c.startswith("val_")]
     fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.5), squeeze=False)
@@ -173,9 +170,7 @@ def plot_learning_curves(history, path: Path) -> Path:
         ax.set_title(metric)
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def fit(

@@ -455,11 +455,9 @@ def trials_frame(source):
 
 def plot_trials(frame, path: str | os.PathLike, objective: str = "val_loss") -> Path:
     """Score of each completed trial in order, with the best so far (matplotlib PNG)."""
-    import matplotlib
+    from dnnguide.runs import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     done = frame[frame["status"] == "COMPLETED"].reset_index(drop=True)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     if not done.empty:
@@ -471,11 +469,7 @@ def plot_trials(frame, path: str | os.PathLike, objective: str = "val_loss") -> 
     ax.set(xlabel="completed trial", ylabel="score",
            title=f"{len(done)}/{len(frame)} trials completed")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 
