@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import difflib
+import fnmatch
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,9 +71,23 @@ for _preset in (
     register_preset(_preset)
 
 
-def list_presets() -> list[str]:
-    """Names of the registered presets."""
-    return list(_REGISTRY)
+def list_presets(pattern: str | None = None) -> list[str]:
+    """Names of the registered presets, optionally those matching a shell-style ``pattern``.
+
+    >>> list_presets("s*")
+    ['self_normalizing', 'sparse']
+    """
+    if pattern is None:
+        return list(_REGISTRY)
+    if not isinstance(pattern, str):
+        raise TypeError(f"Argument `pattern` must be a string such as 's*'. "
+                        f"Received: pattern={pattern!r}")
+    return fnmatch.filter(list(_REGISTRY), pattern)
+
+
+def describe_preset(name: str) -> str:
+    """The one-line description of a preset (its choices and reasons: :func:`recommend_preset`)."""
+    return _lookup(name).description
 
 
 def _lookup(name: str) -> Preset:
