@@ -159,7 +159,7 @@ _RULE_FUNCS = {"valley": valley_suggestion, "steepest": steepest_suggestion,
 def _prepare(model_or_config, data, seed: int):
     """A compiled model and the Dataset, from a model or a preset/config plus data."""
     from dnnguide.presets import build_model, resolve_config
-    from dnnguide.training import as_dataset
+    from dnnguide.data import as_dataset
 
     if isinstance(model_or_config, keras.Model):
         model = model_or_config
@@ -292,7 +292,7 @@ def _result(records, rule, diverged, start_lr, end_lr) -> LRFinderResult:
 
 def plot_lr_find(result: LRFinderResult, path=None):
     """Loss (raw, faint) and smoothed loss against the LR on a log-x axis; PNG if ``path``."""
-    from dnnguide.runs import pyplot, save_figure
+    from dnnguide.plotting import pyplot, save_figure
 
     plt = pyplot()
     frame = result.frame

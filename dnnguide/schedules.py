@@ -354,7 +354,7 @@ def plot_schedule(schedule: ScheduleConfig, base_lr: float, total_steps: int, pa
     """
     import numpy as np
 
-    from dnnguide.runs import pyplot, save_figure
+    from dnnguide.plotting import pyplot, save_figure
 
     plt = pyplot()
 

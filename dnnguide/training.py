@@ -23,11 +23,11 @@ import keras
 import numpy as np
 
 from dnnguide.config import ConfigError, NetworkConfig, nested_overrides
-from dnnguide.data import Dataset, DataError, from_arrays, load_dataset, validate_dataset
+from dnnguide.data import Dataset, DataError, as_dataset, validate_dataset
 from dnnguide.presets import build_model, resolve_config
+from dnnguide.plotting import pyplot, save_figure
 from dnnguide.runs import (
     RunExistsError, atomic_save_model, atomic_write_json, atomic_write_text, new_run_dir, open_run,
-    pyplot, save_figure,
 )
 
 
@@ -69,20 +69,6 @@ def environment_info() -> dict[str, Any]:
         gpus = tf.config.list_physical_devices("GPU")
         info["device"] = f"{len(gpus)} GPU(s)" if gpus else f"CPU ({platform.machine()})"
     return info
-
-
-def as_dataset(data, seed: int, task: str | None) -> Dataset:
-    """A Dataset from a name, a Dataset, ``(x, y)`` or ``(x, y, x_val, y_val)`` (what fit accepts)."""
-    if isinstance(data, Dataset):
-        return data
-    if isinstance(data, (str, Path)):
-        return load_dataset(str(data), seed=seed)
-    if isinstance(data, (tuple, list)) and len(data) in (2, 4):
-        x, y, *val = data
-        x_val, y_val = val if val else (None, None)
-        return from_arrays(x, y, x_val=x_val, y_val=y_val, task=task, seed=seed)
-    raise TypeError("Argument `data` must be a dataset name, a dnnguide Dataset, (x, y) or "
-                    f"(x, y, x_val, y_val). Received: data of type {type(data).__name__}")
 
 
 def _check_input_scale(config: NetworkConfig, data: Dataset) -> None:

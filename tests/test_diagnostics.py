@@ -15,9 +15,10 @@ import pytest
 import dnnguide
 from dnnguide.config import ConfigError
 from dnnguide.diagnostics import (
-    COLUMNS, DIAGNOSTICS_CSV, DiagnosticsCallback, DiagnosticsWarning, Thresholds, _Probe,
-    check_model, find_pathologies, gradient_ratio,
+    COLUMNS, DIAGNOSTICS_CSV, DiagnosticsCallback, DiagnosticsWarning, Thresholds, check_model,
+    find_pathologies, gradient_ratio,
 )
+from dnnguide.diagnostics.probe import _Probe
 
 ROOT = Path(__file__).resolve().parents[1]
 

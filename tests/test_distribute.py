@@ -69,11 +69,6 @@ def test_bad_requests_fail_with_the_valid_choices(monkeypatch):
         distribute.detect()
     with pytest.raises(ConfigError, match="GPU .* or a TPU"):
         distribute.enable_mixed_precision(device="cpu")
-    with pytest.raises(ConfigError, match="tuner id"):
-        distribute.oracle_env("worker", tuner_id="chief-2")
-    chief = distribute.oracle_env("chief", port=9000)
-    assert chief == {"KERASTUNER_TUNER_ID": "chief", "KERASTUNER_ORACLE_IP": "127.0.0.1",
-                     "KERASTUNER_ORACLE_PORT": "9000"}
 
 
 def test_multi_worker_is_picked_from_tf_config(monkeypatch):

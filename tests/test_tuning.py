@@ -192,3 +192,13 @@ def test_recipe_quick_hyperband_over_both_presets(tmp_path):
     best = NetworkConfig.from_dict(json.loads((out / "best_config.json").read_text()))
     assert best.depth == metrics["best_hyperparameters"]["depth"]
     assert (out / "plots" / "trials.png").stat().st_size > 1000
+
+
+def test_oracle_env_names_the_roles_keras_tuner_reads():
+    from dnnguide.tuning.worker import oracle_env
+
+    with pytest.raises(ConfigError, match="tuner id"):
+        oracle_env("worker", tuner_id="chief-2")
+    chief = oracle_env("chief", port=9000)
+    assert chief == {"KERASTUNER_TUNER_ID": "chief", "KERASTUNER_ORACLE_IP": "127.0.0.1",
+                     "KERASTUNER_ORACLE_PORT": "9000"}

@@ -104,7 +104,8 @@ def _tune(args, overrides) -> int:
     if args.report:
         return _report(args.report)
     from dnnguide.data import load_dataset
-    from dnnguide.distribute import LOOPBACK, oracle_env
+    from dnnguide.distribute import LOOPBACK
+    from dnnguide.tuning.worker import oracle_env
     from dnnguide.tuning import SearchSpace, TuningError, tune
 
     if args.role:
