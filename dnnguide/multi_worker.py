@@ -40,14 +40,21 @@ def is_multi_worker(model) -> bool:
 
 
 def _per_example_loss(loss):
-    """The compiled loss with no reduction, so the loop can average over the *global* batch."""
+    """The compiled loss with no reduction, so the loop can average over the *global* batch.
+
+    A loss given by name or as a Keras loss function ("mse" -> ``mean_squared_error``) becomes
+    its ``keras.losses`` class (``MeanSquaredError``); Loss objects align label and prediction
+    ranks as compile() does, where a bare function would broadcast ``(n, 1)`` against ``(n,)``.
+    """
     import keras
 
-    if isinstance(loss, str):  # "binary_crossentropy" -> keras.losses.BinaryCrossentropy
-        loss = getattr(keras.losses, "".join(w.capitalize() for w in loss.split("_")), loss)
-        loss = loss() if isinstance(loss, type) else keras.losses.get(loss)
+    if isinstance(loss, str):
+        loss = keras.losses.get(loss)  # "mse" -> the mean_squared_error function
+    if callable(loss) and not isinstance(loss, keras.losses.Loss):
+        name = "".join(w.capitalize() for w in getattr(loss, "__name__", "").split("_"))
+        cls = getattr(keras.losses, name, None)
+        loss = cls() if isinstance(cls, type) and issubclass(cls, keras.losses.Loss) else loss
     if isinstance(loss, keras.losses.Loss):
-        # Loss objects align label and prediction ranks as compile() does.
         return loss.__class__.from_config({**loss.get_config(), "reduction": None})
     raise TypeError("Multi-worker training needs a compiled loss given by name or as a "
                     f"keras.losses.Loss. Received: loss={loss!r}")

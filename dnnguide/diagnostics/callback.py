@@ -17,7 +17,7 @@ import numpy as np
 from keras import ops
 
 from dnnguide.config import check_range
-from dnnguide.diagnostics.plots import save_plots
+from dnnguide.diagnostics.plots import plot_gradient_norms, save_plots
 from dnnguide.diagnostics.probe import _check_batch, _Probe
 from dnnguide.diagnostics.rules import (
     DiagnosticsWarning, Finding, Thresholds, _frame, _step_findings,
@@ -85,6 +85,10 @@ class DiagnosticsCallback(keras.callbacks.Callback):
         """Every record so far as a DataFrame (:data:`COLUMNS`)."""
         return _frame(self.rows)
 
+    def plot(self, path) -> Path:
+        """Write the per-layer gradient-norm plot of the records so far to ``path``."""
+        return plot_gradient_norms(self.frame, path, thresholds=self.thresholds)
+
     def on_train_begin(self, logs=None):
         self._start, self._spent, self._pending = time.perf_counter(), 0.0, True
         if self._probe is None or self._probe.model is not self.model:  # keep a traced probe
@@ -140,7 +144,8 @@ class DiagnosticsCallback(keras.callbacks.Callback):
         self._record(None)  # the final state, whatever the interval
         self._save()
         if self.output_dir is not None and self.plots:
-            save_plots(self.frame, self.output_dir / "plots", self._probe.activations())
+            save_plots(self.frame, self.output_dir / "plots", self._probe.activations(),
+                       thresholds=self.thresholds)
 
     def _save(self) -> None:
         if self.output_dir is None or len(self.rows) == self._saved_rows:

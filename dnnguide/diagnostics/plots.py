@@ -10,33 +10,59 @@ from pathlib import Path
 
 import numpy as np
 
-from dnnguide.diagnostics.rules import gradient_ratio
+from dnnguide.diagnostics.rules import Thresholds, gradient_ratio
 from dnnguide.plotting import pyplot, save_figure
 
 
-def plot_gradient_norms(frames, path, *, title: str | None = None) -> Path:
+#: At most this many records are drawn per panel (evenly spaced, first and last kept), so
+#: the legend can name every line.
+MAX_LINES = 10
+
+
+def _shown_steps(steps: list) -> list:
+    if len(steps) <= MAX_LINES:
+        return steps
+    picks = np.unique(np.linspace(0, len(steps) - 1, MAX_LINES).round().astype(int))
+    return [steps[i] for i in picks]
+
+
+def plot_gradient_norms(frames, path, *, title: str | None = None,
+                        thresholds: Thresholds | None = None) -> Path:
     """Per-layer gradient norm over depth (log scale), one panel per frame, side by side.
+
+    Each drawn record is one line named in the legend (``step N``), colored from early
+    (dark) to late; at most :data:`MAX_LINES` records per panel. The panel title gives the
+    ratio of the first to the last layer's gradient norm and what it means under
+    ``thresholds`` (below ``vanishing_ratio``: vanishing; above ``exploding_ratio``: exploding).
 
     Args:
         frames: a diagnostics DataFrame, or ``{label: DataFrame}`` to compare setups.
-        path: the PNG to write. Each record is one line, colored from early (dark) to late.
+        path: the PNG to write.
+        title: a title over all panels.
+        thresholds: the :class:`Thresholds` the title explains (default ``Thresholds()``).
     """
+    t = thresholds or Thresholds()
     plt = pyplot()
     frames = frames if isinstance(frames, dict) else {"": frames}
-    fig, axes = plt.subplots(1, len(frames), figsize=(4.2 * len(frames), 3.6), sharey=True,
+    fig, axes = plt.subplots(1, len(frames), figsize=(4.6 * len(frames), 4.0), sharey=True,
                              squeeze=False)
     for ax, (label, frame) in zip(axes[0], frames.items()):
-        steps = sorted(frame["step"].unique())
+        steps = _shown_steps(sorted(frame["step"].unique()))
         colors = plt.cm.viridis(np.linspace(0, 0.9, len(steps)))
         for color, step in zip(colors, steps):
             rows = frame[frame["step"] == step].sort_values("index")
             ax.plot(rows["index"], rows["grad_norm"].clip(lower=1e-30), marker=".",
-                    color=color, label=f"step {step}" if step in (steps[0], steps[-1]) else None)
+                    color=color, label=f"step {step}")
         ax.set_yscale("log")
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_xlabel("layer (input -> output)")
-        ax.set_title(f"{label}\nfirst/last = {gradient_ratio(frame):.2g}".strip())
-        ax.legend(fontsize=7)
+        ratio = gradient_ratio(frame)
+        verdict = ("vanishing" if ratio < t.vanishing_ratio else
+                   "exploding" if ratio > t.exploding_ratio else "healthy")
+        ax.set_title(f"{label}\nlayer 1 / last layer gradient norm = {ratio:.2g} ({verdict})\n"
+                     f"< {t.vanishing_ratio:g}: vanishing, > {t.exploding_ratio:g}: exploding"
+                     .strip(), fontsize=8)
+        ax.legend(fontsize=7, title="record", title_fontsize=7)
     axes[0][0].set_ylabel("gradient norm")
     if title:
         fig.suptitle(title)
@@ -84,15 +110,16 @@ def plot_activation_histograms(activations: dict[str, np.ndarray], path, bins: i
     return save_figure(fig, path)
 
 
-def save_plots(frame, directory, activations: dict | None = None, *,
-               prefix: str = "") -> list[Path]:
+def save_plots(frame, directory, activations: dict | None = None, *, prefix: str = "",
+               thresholds: Thresholds | None = None) -> list[Path]:
     """Write the diagnostics plots of a table (and of activations, if given) into ``directory``.
 
     Files: ``{prefix}gradient_norms_depth.png``, ``{prefix}gradient_norms_time.png`` (when
     there is more than one record) and ``{prefix}activation_histograms.png``.
     """
     directory = Path(directory)
-    paths = [plot_gradient_norms(frame, directory / f"{prefix}gradient_norms_depth.png")]
+    paths = [plot_gradient_norms(frame, directory / f"{prefix}gradient_norms_depth.png",
+                                 thresholds=thresholds)]
     if frame["step"].nunique() > 1:
         paths.append(plot_gradient_norms_over_time(
             frame, directory / f"{prefix}gradient_norms_time.png"))

@@ -23,7 +23,7 @@ import numpy as np
 from keras import ops
 
 from dnnguide.config import ConfigError
-from dnnguide.diagnostics.plots import save_plots
+from dnnguide.diagnostics.plots import plot_gradient_norms, save_plots
 from dnnguide.diagnostics.rules import (
     COLUMNS, DEAD_CAPABLE, SATURATING, Finding, Thresholds, _frame, find_pathologies,
 )
@@ -39,6 +39,7 @@ class DiagnosticsReport:
     frame: Any  # pandas DataFrame with COLUMNS
     findings: list[Finding]
     activations: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    thresholds: Thresholds = field(default_factory=Thresholds, repr=False)
 
     @property
     def kinds(self) -> list[str]:
@@ -55,9 +56,14 @@ class DiagnosticsReport:
         lines += [f"- {f}" for f in self.findings] or ["No pathology found."]
         return "\n".join(lines)
 
-    def plot(self, directory, *, prefix: str = "") -> list[Path]:
+    def plot(self, path) -> Path:
+        """Write the per-layer gradient-norm plot to ``path`` (a PNG) and return it."""
+        return plot_gradient_norms(self.frame, path, thresholds=self.thresholds)
+
+    def save_plots(self, directory, *, prefix: str = "") -> list[Path]:
         """Write gradient-norm and activation-histogram PNGs into ``directory``."""
-        return save_plots(self.frame, directory, self.activations, prefix=prefix)
+        return save_plots(self.frame, directory, self.activations, prefix=prefix,
+                          thresholds=self.thresholds)
 
 
 def _activation_name(layer) -> str | None:
@@ -180,9 +186,10 @@ class _Probe:
                 margin = t.saturation_margin * (high - low)
                 near = (a <= low + margin) | (a >= high - margin)
                 sat = np.mean(np.mean(near, axis=0) >= t.saturated_rows)
-            if name == "selu":  # a unit far from the fixed point: |mean| > 1 or std off by 3x
+            if name == "selu":  # a unit far from the self-normalizing fixed point (0, 1)
                 m, sd = a.mean(axis=0), a.std(axis=0)
-                sat = np.mean((np.abs(m) > 1) | (sd < 1 / 3) | (sd > 3))
+                low, high = t.selu_unit_std
+                sat = np.mean((np.abs(m) > t.selu_unit_mean) | (sd < low) | (sd > high))
             rows.append([a.mean(), a.std(), dead, sat])
         return np.array(rows, "float64")
 
@@ -292,4 +299,4 @@ def check_model(model, x_batch, y_batch, *, loss=None,
     ratios = _first_step_update_ratios(model, probe, grads)
     frame = _frame(probe.rows(summary, update_ratios=ratios))
     return DiagnosticsReport(frame, find_pathologies(frame, probe.thresholds),
-                             probe.activations(acts))
+                             probe.activations(acts), probe.thresholds)

@@ -42,6 +42,8 @@ class Thresholds:
     ``saturated_fraction``: share of a layer's units; a unit is saturated when it is
     within ``saturation_margin`` of a bound for ``saturated_rows`` of the probe rows.
     ``selu_mean``/``selu_std``: a SELU layer's allowed |mean| and std interval.
+    ``selu_unit_mean``/``selu_unit_std``: the same for one SELU unit; a unit outside counts
+    toward the layer's ``saturated_fraction`` (far from the self-normalizing fixed point).
     """
 
     vanishing_ratio: float = 1e-3
@@ -54,17 +56,20 @@ class Thresholds:
     saturated_rows: float = 0.9
     selu_mean: float = 0.5
     selu_std: tuple[float, float] = (1 / 3, 3.0)
+    selu_unit_mean: float = 1.0
+    selu_unit_std: tuple[float, float] = (1 / 3, 3.0)
 
     def __post_init__(self):
         for name in ("vanishing_ratio", "exploding_ratio", "max_update_ratio", "max_growth",
-                     "selu_mean"):
+                     "selu_mean", "selu_unit_mean"):
             check_range(name, getattr(self, name), 0.0, low_inclusive=False)
         for name in ("dead_fraction", "saturated_fraction", "saturated_rows"):
             check_range(name, getattr(self, name), 0.0, 1.0, low_inclusive=False)
         check_range("saturation_margin", self.saturation_margin, 0.0, 0.5, low_inclusive=False)
-        low, high = self.selu_std
-        check_range("selu_std[0]", low, 0.0, low_inclusive=False)
-        check_range("selu_std[1]", high, low, low_inclusive=False)
+        for name in ("selu_std", "selu_unit_std"):
+            low, high = getattr(self, name)
+            check_range(f"{name}[0]", low, 0.0, low_inclusive=False)
+            check_range(f"{name}[1]", high, low, low_inclusive=False)
 
 
 @dataclass(frozen=True)
