@@ -388,3 +388,11 @@ def test_oracle_env_names_the_roles_keras_tuner_reads():
     chief = oracle_env("chief", port=9000)
     assert chief == {"KERASTUNER_TUNER_ID": "chief", "KERASTUNER_ORACLE_IP": "127.0.0.1",
                      "KERASTUNER_ORACLE_PORT": "9000"}
+
+
+def test_cli_choices_are_the_librarys():
+    from dnnguide.commands import tune as command
+    from dnnguide.distribute import STRATEGIES
+    from dnnguide.tuning import ALGORITHMS
+
+    assert command.ALGORITHMS == ALGORITHMS and command.STRATEGIES is STRATEGIES

@@ -17,7 +17,7 @@ Example:
     >>> result.trials[["trial_id", "status", "score"]]  # doctest: +SKIP
 """
 
-from dnnguide.tuning.hypermodel import PresetHyperModel
+from dnnguide.tuning.hypermodel import InvalidTrialError, PresetHyperModel
 from dnnguide.tuning.results import TuneResult, TuningError, plot_trials, trials_frame
 from dnnguide.tuning.search import ALGORITHMS, SETTINGS_FILE, tune
 from dnnguide.tuning.space import (
@@ -32,6 +32,7 @@ __all__ = [
     "Fixed",
     "Float",
     "Int",
+    "InvalidTrialError",
     "Param",
     "PresetHyperModel",
     "SearchSpace",
