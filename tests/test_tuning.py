@@ -131,6 +131,7 @@ def test_trials_plot_has_integer_ticks_a_named_objective_and_a_panel_per_hyperpa
     assert ticks and all(float(t).is_integer() for t in ticks)
     # width never varies, so no panel for it; the others each get one against the score.
     assert [ax.get_xlabel() for ax in panels] == ["depth", "learning_rate", "optimizer"]
+    assert list(panels[0].get_lines()[0].get_xdata()) == [1.0, 2.0, 3.0]  # depth as a number
     assert panels[1].get_xscale() == "log"
     assert [t.get_text() for t in panels[2].get_xticklabels()] == ["adamw", "nadam", "sgd"]
 

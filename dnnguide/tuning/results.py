@@ -207,8 +207,10 @@ def trials_frame(source):
 def plot_trials(frame, path: str | os.PathLike, objective: str = "val_loss") -> Path:
     """Objective of each completed trial by trial number (with the best so far), and one panel
     per searched hyperparameter against the objective (matplotlib PNG)."""
-    plt = pyplot()
+    import pandas as pd
     from matplotlib.ticker import MaxNLocator
+
+    plt = pyplot()
 
     done = frame[frame["status"] == "COMPLETED"]
     params = [c for c in frame.columns if c not in ("trial_id", "status", "score", *_TAIL)
@@ -232,8 +234,10 @@ def plot_trials(frame, path: str | os.PathLike, objective: str = "val_loss") -> 
     for k, name in enumerate(params):
         sub = fig.add_subplot(grid[1 + k // ncols, k % ncols], sharey=ax)
         values = done[name]
-        numeric = values.map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool))
-        if len(values) and numeric.all():
+        column = frame[name]
+        numeric = (pd.api.types.is_numeric_dtype(column)
+                   and not pd.api.types.is_bool_dtype(column))
+        if numeric:
             sub.plot(values.astype(float), done["score"].astype(float), "o")
             positive = values.astype(float) > 0
             if positive.all() and values.max() / values.min() >= 100:
