@@ -267,19 +267,18 @@ def test_space_is_keras_tuner_hyperparameters_with_conditions():
         assert (row["optimizer"] == "nadam") == pd.isna(row["weight_decay"])
 
 
-def test_a_killed_searchs_running_trial_reads_interrupted(blobs, tmp_path):
-    import json
+def test_a_killed_searchs_running_trial_reads_interrupted(tmp_path):
     import subprocess
     import sys
 
     from dnnguide.tuning.results import RUNNING_DIR, mark_running
 
-    tune(blobs, space=small_space(depth=1), algorithm="random", max_trials=1, epochs=1,
-         directory=tmp_path, verbose=0)
+    # What a SIGKILL leaves: a trial saved as RUNNING, and the search's process gone.
     project = tmp_path / "search"
-    (path,) = project.glob("trial_*/trial.json")
-    state = json.loads(path.read_text())
-    path.write_text(json.dumps({**state, "status": "RUNNING"}))
+    (project / "trial_0").mkdir(parents=True)
+    trial = keras_tuner.engine.trial.Trial(small_space().hyperparameters(), trial_id="0",
+                                           status="RUNNING")
+    trial.save(str(project / "trial_0" / "trial.json"))
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()  # a process id that no longer runs: the search was killed
     running = mark_running(project)
