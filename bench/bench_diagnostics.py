@@ -83,7 +83,7 @@ def _record_cost(data, batch_size: int, repeats: int = 15) -> dict:
     import keras
 
     import dnnguide
-    from dnnguide.diagnostics import _Probe
+    from dnnguide.diagnostics.probe import _Probe
 
     keras.utils.set_random_seed(0)
     model = dnnguide.build_model("default", data.input_shape, data.n_outputs, depth=20)

@@ -32,6 +32,7 @@ from dnnguide.data import Dataset, DataError, load_dataset
 from dnnguide.diagnostics import (
     DiagnosticsCallback,
     DiagnosticsReport,
+    DiagnosticsWarning,
     check_model,
     find_pathologies,
 )
@@ -50,9 +51,11 @@ from dnnguide.schedules import (
     plot_schedule,
     training_steps,
 )
-from dnnguide.training import RunResult, fit
+from dnnguide.runs import RunExistsError
+from dnnguide.training import ExportOnlyWarning, InputScaleWarning, RunResult, fit
 from dnnguide.uncertainty import (
     MCDropoutPredictor,
+    NoDropoutWarning,
     MCPrediction,
     brier_score,
     compare_mc_dropout,
@@ -69,7 +72,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "tuning": "dnnguide.tuning", "distribute": "dnnguide.distribute",
     "tune": "dnnguide.tuning", "TuneResult": "dnnguide.tuning", "TuningError": "dnnguide.tuning",
-    "SearchSpace": "dnnguide.tuning", "Choice": "dnnguide.tuning", "Int": "dnnguide.tuning",
+    "SearchSpace": "dnnguide.tuning", "InvalidTrialError": "dnnguide.tuning",
+    "Choice": "dnnguide.tuning", "Int": "dnnguide.tuning",
     "Float": "dnnguide.tuning", "Fixed": "dnnguide.tuning", "trials_frame": "dnnguide.tuning",
 }
 
@@ -150,4 +154,11 @@ __all__ = [
     "to_mc_dropout",
     "to_standard_dropout",
     "uncertainty",
+    # warning and error classes (ConfigError, DataError, TuningError are listed above)
+    "DiagnosticsWarning",
+    "ExportOnlyWarning",
+    "InputScaleWarning",
+    "InvalidTrialError",
+    "NoDropoutWarning",
+    "RunExistsError",
 ]

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from dnnguide.config import check_range
-from dnnguide.runs import pyplot, save_figure
+from dnnguide.plotting import pyplot, save_figure
 
 _EPS = 1e-12
 

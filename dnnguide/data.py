@@ -278,6 +278,20 @@ def from_arrays(x, y, *, task: str | None = None, n_outputs: int | None = None,
                    np.asarray(x_test), np.asarray(y_test), spec={})
 
 
+def as_dataset(data, seed: int, task: str | None) -> Dataset:
+    """A Dataset from a name, a Dataset, ``(x, y)`` or ``(x, y, x_val, y_val)`` (what fit accepts)."""
+    if isinstance(data, Dataset):
+        return data
+    if isinstance(data, (str, Path)):
+        return load_dataset(str(data), seed=seed)
+    if isinstance(data, (tuple, list)) and len(data) in (2, 4):
+        x, y, *val = data
+        x_val, y_val = val if val else (None, None)
+        return from_arrays(x, y, x_val=x_val, y_val=y_val, task=task, seed=seed)
+    raise TypeError("Argument `data` must be a dataset name, a dnnguide Dataset, (x, y) or "
+                    f"(x, y, x_val, y_val). Received: data of type {type(data).__name__}")
+
+
 def validate_arrays(x, y, task: str, n_outputs: int | None = None, *, label: str = "train") -> None:
     """Refuse data that would break training or make it silently wrong."""
     x, y = np.asarray(x), np.asarray(y)

@@ -159,7 +159,7 @@ _RULE_FUNCS = {"valley": valley_suggestion, "steepest": steepest_suggestion,
 def _prepare(model_or_config, data, seed: int):
     """A compiled model and the Dataset, from a model or a preset/config plus data."""
     from dnnguide.presets import build_model, resolve_config
-    from dnnguide.training import as_dataset
+    from dnnguide.data import as_dataset
 
     if isinstance(model_or_config, keras.Model):
         model = model_or_config
@@ -172,10 +172,10 @@ def _prepare(model_or_config, data, seed: int):
     config = replace(config, schedule=ScheduleConfig("constant"))
     data = as_dataset(data, seed, None)
     adapt = data.x_train if (config.standardize_inputs and not data.standardized) else None
-    from dnnguide.training import _target_stats
+    from dnnguide.targets import stats_for
 
     model = build_model(config, data.input_shape, data.n_outputs, data.task, adapt_data=adapt,
-                        target_stats=_target_stats(data))
+                        target_stats=stats_for(data))
     return model, data, config
 
 
@@ -295,7 +295,7 @@ def _result(records, rule, diverged, start_lr, end_lr) -> LRFinderResult:
 
 def plot_lr_find(result: LRFinderResult, path=None):
     """Loss (raw, faint) and smoothed loss against the LR on a log-x axis; PNG if ``path``."""
-    from dnnguide.runs import pyplot, save_figure
+    from dnnguide.plotting import pyplot, save_figure
 
     plt = pyplot()
     frame = result.frame

@@ -10,6 +10,11 @@ the optimizer: :class:`ScheduledSGD`, :class:`ScheduledAdam`, :class:`ScheduledA
 :class:`ScheduledNadam` and :class:`ScheduledAdamW` compute ``momentum``/``beta_1`` from a
 ``momentum_schedule(iterations)`` inside the update, once per step. Their math is Keras 3.15's
 ``update_step`` with only that value replaced; with a flat schedule they match the stock optimizer.
+Because they copy Keras internals, ``pyproject.toml`` pins Keras to 3.15.x and a canary test
+(``tests/test_optimizers.py``) fails on a Keras whose copied code or private names changed.
+(A ``keras.Variable`` ``beta_1`` read by the stock Adam update works, but SGD accepts only a
+float ``momentum`` and Nadam's running product needs the next step's value, so one public
+mechanism would not cover the five optimizers.)
 
 Example:
     >>> from dnnguide.config import NetworkConfig, OptimizerConfig

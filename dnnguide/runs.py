@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from dnnguide.config import NetworkConfig
+# Re-exported for code written before dnnguide.plotting existed; new code imports plotting.
+from dnnguide.plotting import pyplot, save_figure  # noqa: F401
 
 
 class RunExistsError(FileExistsError):
@@ -57,41 +59,6 @@ def atomic_save_model(model, path: Path) -> None:
     tmp = path.with_name(f".{path.stem}.tmp.keras")
     model.save(tmp)
     os.replace(tmp, path)
-
-
-def pyplot():
-    """``matplotlib.pyplot`` on the non-interactive Agg backend: runs write PNGs, show nothing."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_figure(fig, path, *, overwrite: bool = True) -> Path:
-    """Save ``fig`` as a PNG under a temporary name, rename it into place, and close it.
-
-    A half-written PNG never carries the final name. With ``overwrite=False`` an existing file
-    is refused (:class:`RunExistsError`) instead of replaced.
-    """
-    path = Path(path)
-    try:
-        if path.exists() and not overwrite:
-            raise RunExistsError(f"{path} exists; pass overwrite=True or another path "
-                                 "(plots are never replaced silently).")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-        os.close(fd)
-        try:
-            fig.savefig(tmp, dpi=100)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    finally:
-        pyplot().close(fig)
-    return path
 
 
 def new_run_dir(root: str | os.PathLike, name: str) -> Path:

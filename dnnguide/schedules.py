@@ -123,17 +123,19 @@ class PowerSchedule(_LRSchedule):
 
 
 @_register
-class ExponentialSchedule(_LRSchedule):
-    """Exponential scheduling, ``lr0 * 0.1 ** (step / decay_steps)`` (see :func:`exponential_decay`)."""
+class ExponentialSchedule(keras.optimizers.schedules.ExponentialDecay):
+    """Exponential scheduling, ``lr0 * 0.1 ** (step / decay_steps)`` (see :func:`exponential_decay`).
+
+    Keras's own ``ExponentialDecay`` with ``decay_rate=0.1``; this class only validates its
+    arguments the dnnguide way and keeps its short config. (``PowerSchedule`` stays ours:
+    Keras's ``InverseTimeDecay`` is the ``power=1`` case only. ``PiecewiseConstantSchedule``
+    too: Keras's ``PiecewiseConstantDecay`` switches one step after each boundary.)
+    """
 
     def __init__(self, initial_learning_rate: float, decay_steps: int):
         check_range("initial_learning_rate", initial_learning_rate, 0.0, low_inclusive=False)
         check_range("decay_steps", decay_steps, 1, integer=True)
-        self.initial_learning_rate = float(initial_learning_rate)
-        self.decay_steps = int(decay_steps)
-
-    def __call__(self, step):
-        return exponential_decay(step, self.initial_learning_rate, self.decay_steps)
+        super().__init__(float(initial_learning_rate), int(decay_steps), decay_rate=0.1)
 
     def get_config(self):
         return {"initial_learning_rate": self.initial_learning_rate,
@@ -354,7 +356,7 @@ def plot_schedule(schedule: ScheduleConfig, base_lr: float, total_steps: int, pa
     """
     import numpy as np
 
-    from dnnguide.runs import pyplot, save_figure
+    from dnnguide.plotting import pyplot, save_figure
 
     plt = pyplot()
 

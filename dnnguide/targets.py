@@ -37,6 +37,13 @@ def target_statistics(y) -> tuple[list[float], list[float]]:
     return mean.tolist(), std.tolist()
 
 
+def stats_for(data):
+    """``(mean, std)`` of a Dataset's training targets for regression, else ``None``."""
+    if data.task != "regression":
+        return None
+    return target_statistics(data.y_train)
+
+
 def _vector(name: str, values) -> list[float]:
     out = np.atleast_1d(np.asarray(values, "float64")).ravel()
     if out.size == 0 or not np.all(np.isfinite(out)):

@@ -23,11 +23,12 @@ import keras
 import numpy as np
 
 from dnnguide.config import ConfigError, NetworkConfig
-from dnnguide.data import Dataset, DataError, from_arrays, load_dataset, validate_dataset
+from dnnguide.data import Dataset, DataError, as_dataset, validate_dataset
 from dnnguide.presets import build_model, resolve_config
+from dnnguide.targets import stats_for
+from dnnguide.plotting import pyplot, save_figure
 from dnnguide.runs import (
     RunExistsError, atomic_save_model, atomic_write_json, atomic_write_text, new_run_dir, open_run,
-    pyplot, save_figure,
 )
 
 
@@ -69,20 +70,6 @@ def environment_info() -> dict[str, Any]:
         gpus = tf.config.list_physical_devices("GPU")
         info["device"] = f"{len(gpus)} GPU(s)" if gpus else f"CPU ({platform.machine()})"
     return info
-
-
-def as_dataset(data, seed: int, task: str | None) -> Dataset:
-    """A Dataset from a name, a Dataset, ``(x, y)`` or ``(x, y, x_val, y_val)`` (what fit accepts)."""
-    if isinstance(data, Dataset):
-        return data
-    if isinstance(data, (str, Path)):
-        return load_dataset(str(data), seed=seed)
-    if isinstance(data, (tuple, list)) and len(data) in (2, 4):
-        x, y, *val = data
-        x_val, y_val = val if val else (None, None)
-        return from_arrays(x, y, x_val=x_val, y_val=y_val, task=task, seed=seed)
-    raise TypeError("Argument `data` must be a dataset name, a dnnguide Dataset, (x, y) or "
-                    f"(x, y, x_val, y_val). Received: data of type {type(data).__name__}")
 
 
 def _check_input_scale(config: NetworkConfig, data: Dataset) -> None:
@@ -244,7 +231,7 @@ def fit(
         scope = strategy.scope() if strategy is not None else _null_scope()
         with scope:
             model = build_model(config, data.input_shape, data.n_outputs, data.task,
-                                adapt_data=adapt, target_stats=_target_stats(data))
+                                adapt_data=adapt, target_stats=stats_for(data))
     if run_dir and strategy is not None and not getattr(strategy.extended, "should_checkpoint", True):
         # Multi-worker training: only the chief keeps the run; the others write to a temporary
         # folder, as the TensorFlow multi-worker guide recommends (no two writers per file).
@@ -268,15 +255,6 @@ def _onecycle_max_lr(config: NetworkConfig, data: Dataset, seed: int) -> Network
                     rule="minimum", seed=seed, verbose=0)
     keras.utils.set_random_seed(seed)  # the sweep drew numbers; training starts as without it
     return replace(config, schedule=replace(config.schedule, max_lr=float(found.suggestion)))
-
-
-def _target_stats(data: Dataset):
-    """Training-split mean/std of regression targets (``None`` for classification)."""
-    if data.task != "regression":
-        return None
-    from dnnguide.targets import target_statistics
-
-    return target_statistics(data.y_train)
 
 
 class ExportOnlyWarning(UserWarning):
@@ -440,7 +418,7 @@ def _resume(run_path, *, callbacks, verbose, diagnose, strategy) -> RunResult:
     scope = strategy.scope() if strategy is not None else _null_scope()
     with scope:
         model = build_model(config, data.input_shape, data.n_outputs, data.task, adapt_data=adapt,
-                            target_stats=_target_stats(data))
+                            target_stats=stats_for(data))
     # BackupAndRestore in run/backup restores weights, optimizer state and the epoch counter.
     return _train(model, config, data, run.path, epochs=info["epochs"],
                   batch_size=info["batch_size"], seed=seed, callbacks=list(callbacks),

@@ -15,9 +15,10 @@ import pytest
 import dnnguide
 from dnnguide.config import ConfigError
 from dnnguide.diagnostics import (
-    COLUMNS, DIAGNOSTICS_CSV, DiagnosticsCallback, DiagnosticsWarning, Thresholds, _Probe,
-    check_model, find_pathologies, gradient_ratio,
+    COLUMNS, DIAGNOSTICS_CSV, DiagnosticsCallback, DiagnosticsWarning, Thresholds, check_model,
+    find_pathologies, gradient_ratio,
 )
+from dnnguide.diagnostics.probe import _Probe
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -221,3 +222,41 @@ def test_recipe_quick_shows_why_the_guidelines_exist(tmp_path):
     (run,) = tmp_path.iterdir()
     assert (run / "plots" / "gradient_norms_at_init.png").exists()
     assert pd.read_csv(run / "comparison.csv").shape == (4, 3)
+
+
+def test_the_selu_unit_band_comes_from_thresholds(blobs):
+    from dnnguide.diagnostics.probe import _Probe
+
+    x, y = blobs
+    selu = dnnguide.build_model("self_normalizing", (8,), 3, depth=2, width=16)
+    rng = np.random.default_rng(0)
+    # Every unit of the first SELU layer: mean 0.7, std 1.5 (inside the default band).
+    acts = [rng.normal(0.7, 1.5, size=(512, 16)), rng.normal(0.0, 1.0, size=(512, 16)),
+            rng.normal(0.0, 1.0, size=(512, 3))]
+    default = _Probe(selu, x[:64], y[:64])._stats(acts)
+    assert default[0, 3] == 0.0
+    # The hard-coded band (|mean| > 1, std outside [1/3, 3]) could not be tightened before.
+    strict = Thresholds(selu_unit_mean=0.5, selu_unit_std=(0.8, 1.25))
+    assert _Probe(selu, x[:64], y[:64], thresholds=strict)._stats(acts)[0, 3] == 1.0
+    with pytest.raises(ConfigError, match="selu_unit_std"):
+        Thresholds(selu_unit_std=(2.0, 1.0))
+
+
+def test_gradient_plot_names_every_line_and_explains_the_ratio(blobs, tmp_path, monkeypatch):
+    from dnnguide.diagnostics import plots
+
+    x, y = blobs
+    frame = check_model(_sigmoid_net(6), x[:128], y[:128]).frame
+    frames = pd.concat([frame.assign(step=step) for step in range(0, 300, 20)])  # 15 records
+    figures = []
+    real = plots.save_figure
+    monkeypatch.setattr(plots, "save_figure",
+                        lambda fig, path: figures.append(fig) or real(fig, path))
+    path = plots.plot_gradient_norms(frames, tmp_path / "g.png")
+    assert path.stat().st_size > 1000
+    (ax,) = figures[0].axes
+    names = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert len(ax.get_lines()) == len(names) == plots.MAX_LINES  # every drawn line is named
+    assert names[0] == "step 0" and names[-1] == "step 280"
+    assert "layer 1 / last layer gradient norm" in ax.get_title()
+    assert "vanishing" in ax.get_title() and "exploding" in ax.get_title()

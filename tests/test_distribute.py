@@ -69,11 +69,6 @@ def test_bad_requests_fail_with_the_valid_choices(monkeypatch):
         distribute.detect()
     with pytest.raises(ConfigError, match="GPU .* or a TPU"):
         distribute.enable_mixed_precision(device="cpu")
-    with pytest.raises(ConfigError, match="tuner id"):
-        distribute.oracle_env("worker", tuner_id="chief-2")
-    chief = distribute.oracle_env("chief", port=9000)
-    assert chief == {"KERASTUNER_TUNER_ID": "chief", "KERASTUNER_ORACLE_IP": "127.0.0.1",
-                     "KERASTUNER_ORACLE_PORT": "9000"}
 
 
 def test_multi_worker_is_picked_from_tf_config(monkeypatch):
@@ -155,91 +150,6 @@ def test_distributed_tuning_one_chief_two_workers_on_loopback(tmp_path):
     assert (frame["status"] == "COMPLETED").all()
     assert set(frame["worker_pid"]) <= {w.pid for w in workers}  # run by the workers only
     assert chief_out.count("COMPLETED") == 4  # the chief printed the table of all trials
-
-
-def test_multi_worker_loop_matches_fit_and_drives_callbacks(tmp_path):
-    # Without TF_CONFIG, MultiWorkerMirroredStrategy is a one-worker cluster. A fresh process,
-    # because collective ops must be configured before TensorFlow does anything else.
-    out = _python("""
-        import json, sys
-        import tensorflow as tf
-        strat = tf.distribute.MultiWorkerMirroredStrategy()
-        import keras, numpy as np
-        from dnnguide import distribute
-        from dnnguide.data import load_dataset
-        from dnnguide.presets import build_model, resolve_config
-        data = load_dataset("digits", seed=0)
-        config = resolve_config("default", depth=2, width=16, optimizer="adam", l2=1e-3)
-        keras.utils.set_random_seed(0)
-        with strat.scope():
-            model = build_model(config, data.input_shape, data.n_outputs, data.task)
-        plain = build_model(config, data.input_shape, data.n_outputs, data.task)
-        plain.set_weights(model.get_weights())
-        x, y = data.x_train[:64], data.y_train[:64]
-        report = {"is_mw": distribute.is_multi_worker(model),
-                  "plain_is_mw": distribute.is_multi_worker(plain)}
-        # One step on one full batch: the same update as Keras' fit (L2 losses included).
-        distribute.fit_multi_worker(model, x, y, epochs=1, batch_size=64, verbose=0)
-        plain.fit(x, y, epochs=1, batch_size=64, shuffle=False, verbose=0)
-        report["max_diff"] = max(float(np.abs(a - b).max())
-                                 for a, b in zip(model.get_weights(), plain.get_weights()))
-        test_mw = distribute.evaluate_multi_worker(model, data.x_test, data.y_test, batch_size=50)
-        test_plain = plain.evaluate(data.x_test, data.y_test, verbose=0, return_dict=True)
-        report["eval"] = [test_mw, test_plain]
-        # Training to a lower loss, with callbacks driven as fit drives them.
-        stop = keras.callbacks.EarlyStopping(monitor="val_loss", min_delta=10.0, patience=1)
-        log = keras.callbacks.CSVLogger(sys.argv[1])
-        history = distribute.fit_multi_worker(
-            model, data.x_train, data.y_train, validation_data=(data.x_val, data.y_val),
-            epochs=5, batch_size=32, callbacks=[stop, log], verbose=0)
-        report["history"] = history.history
-        print(json.dumps(report))
-    """, str(tmp_path / "log.csv"))
-    report = json.loads(out.splitlines()[-1])
-    assert report["is_mw"] and not report["plain_is_mw"]
-    assert report["max_diff"] < 1e-5
-    test_mw, test_plain = report["eval"]
-    assert test_mw["loss"] == pytest.approx(test_plain["loss"], rel=1e-4)
-    assert test_mw["accuracy"] == pytest.approx(test_plain["accuracy"], abs=1e-6)
-    history = report["history"]
-    assert set(history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
-    assert len(history["loss"]) == 2  # early stopping: no epoch improves val_loss by 10
-    assert history["loss"][1] < history["loss"][0] and history["val_accuracy"][1] > 0.3
-    logged = pd.read_csv(tmp_path / "log.csv")
-    assert list(logged["epoch"]) == [0, 1]
-    assert logged["val_loss"].tolist() == pytest.approx(history["val_loss"])
-
-
-@pytest.mark.slow
-def test_train_under_tf_config_two_workers_end_with_the_same_weights(tmp_path):
-    # Keras' own fit fails here (keras#20585); fit() switches to distribute.fit_multi_worker.
-    ports = [distribute.free_port(), distribute.free_port()]
-    procs = []
-    for index in range(2):
-        tf_config = {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
-                     "task": {"type": "worker", "index": index}}
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "dnnguide.cli", "train", "--strategy", "multi_worker",
-             "--data", "digits", "--epochs", "3", "--depth", "2", "--width", "16",
-             "--run-dir", str(tmp_path / "runs"), "--verbose", "0"],
-            env=_env(TF_CONFIG=json.dumps(tf_config)), stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True))
-    try:
-        outputs = [p.communicate(timeout=300) for p in procs]
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-    for proc, (_, err) in zip(procs, outputs):
-        assert proc.returncode == 0, err[-2000:]
-    digests = [line for out, _ in outputs for line in out.splitlines() if "weights sha256" in line]
-    assert len(digests) == 2 and digests[0] == digests[1]  # bitwise the same weights
-    (run,) = (tmp_path / "runs").iterdir()  # only the chief keeps a run
-    history = pd.read_csv(run / "history.csv")
-    assert len(history) == 3 and history["loss"].is_monotonic_decreasing
-    assert history["val_loss"].iloc[-1] < history["val_loss"].iloc[0]
-    metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["test_accuracy"] > 0.5  # chance is 0.1
 
 
 @pytest.mark.slow

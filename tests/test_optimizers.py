@@ -200,3 +200,55 @@ def test_onecycle_momentum_cycle_reaches_the_update_under_fit(name):
     for constant in (0.95, 0.85):
         baked = _reference(name, lrs[:steps], np.full(steps + 1, constant))
         assert abs(got - baked) > 20 * tolerance, (constant, got, baked)
+
+
+#: sha256 (first 16 hex digits) of the Keras code dnnguide.optimizers copies or overrides, in
+#: the Keras versions pyproject.toml allows. A mismatch means Keras changed it: compare the
+#: copies in dnnguide/optimizers.py with the new code, then update the digests.
+KERAS_SOURCES = {
+    ("SGD", "update_step"): "ec23ff46f0afbf03",
+    ("Adam", "update_step"): "4ffd53248c630937",
+    ("Adamax", "update_step"): "5d0c22bcef4385d3",
+    ("Nadam", "update_step"): "40abbfcb3060e542",
+    ("Nadam", "_backend_update_step"): "a52e25ee2c131221",
+    ("Optimizer", "_backend_update_step"): "9be20bff479173f6",
+    ("Optimizer", "_apply_weight_decay"): "9493cdf4738cdf75",
+}
+#: Private optimizer attributes the scheduled optimizers read, by class.
+KERAS_PRIVATE_ATTRIBUTES = {
+    "SGD": ("momentums", "_get_variable_index"),
+    "Adam": ("_momentums", "_velocities", "_velocity_hats", "_get_variable_index"),
+    "Adamax": ("_m", "_u", "_get_variable_index"),
+    "Nadam": ("_momentums", "_velocities", "_u_product", "_get_variable_index"),
+}
+
+
+def test_canary_keras_is_the_version_whose_internals_are_copied():
+    """Fails loudly on a Keras whose update steps or private names moved."""
+    import hashlib
+    import inspect
+    import textwrap
+    from pathlib import Path
+
+    tomllib = pytest.importorskip("tomllib")
+    from packaging.requirements import Requirement
+
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    deps = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    (spec,) = [Requirement(d).specifier for d in deps if Requirement(d).name == "keras"]
+    assert spec.contains(keras.__version__), f"Keras {keras.__version__} is outside {spec}"
+    assert len(spec) == 2 and all(s.operator in (">=", "<") for s in spec)  # a closed range
+    changed = []
+    for (cls, method), digest in KERAS_SOURCES.items():
+        source = textwrap.dedent(inspect.getsource(getattr(getattr(keras.optimizers, cls),
+                                                           method)))
+        if hashlib.sha256(source.encode()).hexdigest()[:16] != digest:
+            changed.append(f"{cls}.{method}")
+    assert not changed, f"Keras {keras.__version__} changed {changed}: check dnnguide.optimizers"
+    weights = [keras.Variable(np.ones((2, 2), "float32"))]
+    for cls, names in KERAS_PRIVATE_ATTRIBUTES.items():
+        optimizer = getattr(keras.optimizers, cls)(**({"momentum": 0.9} if cls == "SGD" else {}),
+                                                   **({"amsgrad": True} if cls == "Adam" else {}))
+        optimizer.build(weights)
+        missing = [n for n in names if not hasattr(optimizer, n)]
+        assert not missing, f"keras.optimizers.{cls} no longer has {missing}"

@@ -83,7 +83,9 @@ def test_keras_wrappers_equal_the_pure_functions():
         (OneCycleMomentum(280, 0.3), lambda s: onecycle_momentum(s, 280, 0.3)),
     ]
     for schedule, fn in pairs:
-        np.testing.assert_array_equal(values(schedule, steps), values(fn, steps))
+        np.testing.assert_allclose(values(schedule, steps), values(fn, steps), rtol=1e-6)
+    # Keras computes the exponential schedule itself (no copy of its math here).
+    assert isinstance(pairs[1][0], keras.optimizers.schedules.ExponentialDecay)
 
 
 def test_make_schedule_maps_every_config():

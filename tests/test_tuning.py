@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import keras
 import keras_tuner
 import numpy as np
+import pandas as pd
 import pytest
 
 from dnnguide.config import ConfigError, NetworkConfig
@@ -57,7 +59,81 @@ def test_bad_arguments_fail_before_anything_runs(blobs, tmp_path):
         tune(blobs, algorithm="hyperbands", directory=tmp_path / "t")
     with pytest.raises(ConfigError, match="max_trials"):
         tune(blobs, max_trials=0, directory=tmp_path / "t")
+    # What cannot reach worker processes is refused, not dropped (the old main dropped it).
+    with pytest.raises(ConfigError, match="`callbacks` cannot be sent to worker processes"):
+        tune(blobs, workers=1, callbacks=[keras.callbacks.History()], directory=tmp_path / "t")
+    with pytest.raises(ConfigError, match="`strategy` must be a kind"):
+        tune(blobs, workers=1, strategy=object(), directory=tmp_path / "t")
+    with pytest.raises(ConfigError, match="objective"):
+        tune(blobs, objective="val_rmse", directory=tmp_path / "t")
     assert not (tmp_path / "t").exists()
+
+
+def test_workers_receive_strategy_mixed_precision_and_executions(tmp_path, monkeypatch):
+    import json
+
+    from dnnguide.tuning import worker
+
+    commands = []
+
+    class Finished:  # a process that has already exited cleanly
+        returncode = 0
+
+        def __init__(self, command, **_):
+            commands.append(command)
+
+        def poll(self):
+            return 0
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(worker.subprocess, "Popen", Finished)
+    worker.run_tuning_processes(tmp_path, 1, max_trials=2, strategy="default",
+                                mixed_precision=True, executions_per_trial=2, verbose=0)
+    chief, one = commands
+    assert one[one.index("--strategy") + 1] == "default" and "--mixed-precision" in one
+    assert one[one.index("--executions-per-trial") + 1] == "2"
+    received = {}
+    monkeypatch.setattr(worker, "tune", lambda data, **kwargs: received.update(kwargs))
+    (tmp_path / worker.SETTINGS_FILE).write_text(json.dumps({
+        "data": {"spec": {"name": "digits", "seed": 0}}, "space": small_space().to_dict(),
+        "algorithm": "random", "epochs": 1, "objective": "val_accuracy", "factor": 3,
+        "seed": 0}))
+    monkeypatch.setattr("dnnguide.data.from_spec", lambda spec: spec)
+    worker._main([str(tmp_path)] + one[one.index("--max-trials"):])
+    assert (received["strategy"], received["mixed_precision"]) == ("default", True)
+    assert received["executions_per_trial"] == 2 and received["max_trials"] == 2
+
+
+def test_trials_plot_has_integer_ticks_a_named_objective_and_a_panel_per_hyperparameter(
+        tmp_path, monkeypatch):
+    import pandas as pd
+
+    from dnnguide.tuning import results
+
+    frame = pd.DataFrame({
+        "trial_id": ["0", "1", "2", "3"], "status": ["COMPLETED"] * 3 + ["INVALID"],
+        "score": [0.5, 0.7, 0.6, None], "depth": [1, 2, 3, 2],
+        "learning_rate": [1e-4, 1e-3, 1e-1, 1e-2], "optimizer": ["adamw", "nadam", "adamw", "sgd"],
+        "width": [16, 16, 16, 16], "epochs": [2, 2, 2, None]})
+    figures = []
+    real = results.save_figure
+    monkeypatch.setattr(results, "save_figure", lambda fig, path: figures.append(fig) or
+                        real(fig, path))
+    path = results.plot_trials(frame, tmp_path / "trials.png", objective="val_accuracy")
+    assert path.stat().st_size > 1000
+    (fig,) = figures
+    main, *panels = fig.axes
+    assert main.get_ylabel().startswith("val_accuracy")
+    fig.canvas.draw()
+    ticks = [t for t in main.get_xticks() if main.get_xlim()[0] <= t <= main.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+    # width never varies, so no panel for it; the others each get one against the score.
+    assert [ax.get_xlabel() for ax in panels] == ["depth", "learning_rate", "optimizer"]
+    assert list(panels[0].get_lines()[0].get_xdata()) == [1.0, 2.0, 3.0]  # depth as a number
+    assert panels[1].get_xscale() == "log"
+    assert [t.get_text() for t in panels[2].get_xticklabels()] == ["adamw", "nadam", "sgd"]
 
 
 def test_two_trial_search_returns_table_best_config_and_best_model(blobs, tmp_path, capsys):
@@ -92,16 +168,126 @@ def test_two_trial_search_returns_table_best_config_and_best_model(blobs, tmp_pa
     assert "COMPLETED" in out and (result.directory / "trials.png").stat().st_size > 1000
 
 
-def test_forbidden_combination_is_a_failed_trial_with_its_reason(blobs, tmp_path):
-    space = small_space(depth=1, activation=["elu", "selu"])  # SELU breaks the default preset
+def test_forbidden_combination_is_skipped_as_invalid_and_not_counted(blobs, tmp_path, capsys):
+    space = small_space(depth=1, activation=["selu", "elu"])  # SELU breaks the default preset
+    # max_failures=1: on the old main the SELU trial alone stopped the search.
     result = tune(blobs, space=space, algorithm="grid", max_trials=2, epochs=2,
-                  directory=tmp_path, verbose=0)
+                  directory=tmp_path, max_failures=1, verbose=0)
     frame = result.trials.set_index("activation")
     assert frame.loc["elu", "status"] == "COMPLETED"
-    assert frame.loc["selu", "status"] == "FAILED"
-    assert "ConfigError" in frame.loc["selu", "error"]
+    assert frame.loc["selu", "status"] == "INVALID"
+    assert frame.loc["selu", "error"].startswith("invalid combination: ")
     assert "LeCun" in frame.loc["selu", "error"]
     assert result.best_config.activation == "elu"
+    out = capsys.readouterr()
+    assert "Traceback" not in out.out + out.err
+    from keras_tuner.src import config  # canary: the flag search() switches off must exist
+
+    assert config.DEBUG is True
+
+
+class Crash(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        raise RuntimeError("boom from a user callback")
+
+
+def test_a_crash_counts_and_its_traceback_goes_to_the_trials_log(blobs, tmp_path, capsys):
+    with pytest.raises(TuningError, match="after 1 consecutive failed trials") as info:
+        tune(blobs, space=small_space(depth=1), algorithm="random", max_trials=3, epochs=1,
+             directory=tmp_path, callbacks=[Crash()], max_failures=1, verbose=0)
+    assert "boom from a user callback" in str(info.value)
+    assert "Traceback" not in str(info.value)
+    out = capsys.readouterr()
+    assert "Traceback" not in out.out + out.err  # verbose=0 prints no traceback
+    (log,) = (tmp_path / "search").glob("trial_*/error.log")
+    assert "Traceback" in log.read_text() and "boom from a user callback" in log.read_text()
+    frame = trials_frame(tmp_path / "search")
+    assert list(frame["status"]) == ["FAILED"]
+    assert str(log) in frame["error"][0] and "\n" not in frame["error"][0]
+
+
+def test_objective_direction_is_keras_tuners(blobs):
+    from dnnguide.tuning.results import objective_direction
+
+    # The old suffix rule maximized val_mse (and any name not ending in loss/error/rmse/mae).
+    assert objective_direction("val_mse") == "min"
+    assert objective_direction("val_mean_absolute_error") == "min"
+    assert objective_direction("val_accuracy") == "max"
+    with pytest.raises(ConfigError, match="Received: objective='val_rmse'"):
+        objective_direction("val_rmse")
+    model = PresetHyperModel(small_space(), (8,), 1, "regression", n_train=300, epochs=3,
+                             objective="val_mse")
+    summary = model._summary({"loss": [3.0, 2.0, 1.0], "val_mse": [5.0, 1.0, 9.0]}, 1.0)
+    assert summary["val_mse"] == 1.0 and summary["loss"] == 2.0  # the best epoch is the lowest
+
+
+def test_invalid_fixed_value_is_refused_before_anything_is_created(tmp_path, capsys):
+    from dnnguide.cli import main
+
+    with pytest.raises(ConfigError, match="learning_rate='abc' is refused by every preset"):
+        SearchSpace.default().narrow(learning_rate="abc")
+    directory = tmp_path / "tuning"
+    rc = main(["tune", "--data", "digits", "--directory", str(directory), "--verbose", "0",
+               "--learning-rate", "abc"])
+    assert rc == 2 and "learning_rate='abc'" in capsys.readouterr().err
+    assert not directory.exists()
+    # A value some preset takes stays: its combination is judged per trial.
+    assert SearchSpace.default().narrow(activation=["elu", "selu"])
+
+
+def test_space_is_keras_tuner_hyperparameters_with_conditions():
+    space = SearchSpace.default().extend(weight_decay=Float(1e-5, 1e-2, log=True))
+    hp = space.hyperparameters()
+    assert isinstance(hp, keras_tuner.HyperParameters)
+    restored = keras_tuner.HyperParameters.from_config(hp.get_config())
+    assert [h.name for h in restored.space] == [h.name for h in hp.space]
+    (decay,) = [h for h in hp.space if h.name == "weight_decay"]
+    ((parent, allowed),) = [(c.name, c.values) for c in decay.conditions]
+    assert parent == "optimizer" and "nadam" not in allowed and "adamw" in allowed
+    trial = keras_tuner.HyperParameters()
+    trial.values.update(preset="self_normalizing", optimizer="nadam")
+    values = space.declare(trial)
+    assert "weight_decay" not in values  # nadam takes none: no FAILED trial for it
+    trial = keras_tuner.HyperParameters()
+    trial.values.update(preset="default", optimizer="adamw", activation="swish")
+    values = space.declare(trial)
+    assert values["activation"] == "swish" and "weight_decay" in values
+    # keras-tuner's oracle fills a trial's values itself: a self-normalizing one has no
+    # activation; the table records the one its config uses.
+    oracle = keras_tuner.oracles.RandomSearchOracle(hyperparameters=hp, max_trials=20, seed=3)
+    oracle._set_project_dir("/nonexistent", "p")  # never written: no trial is ended
+    trials = {str(i): oracle.create_trial(f"t{i}") for i in range(8)}
+    frame = trials_frame(SimpleNamespace(trials=trials)).set_index("trial_id")
+    assert set(frame["preset"]) == {"default", "self_normalizing"}
+    for _, row in frame.iterrows():
+        if row["preset"] == "self_normalizing":
+            assert row["activation"] == "selu"
+        else:
+            assert row["activation"] in ("elu", "swish")
+        assert (row["optimizer"] == "nadam") == pd.isna(row["weight_decay"])
+
+
+def test_a_killed_searchs_running_trial_reads_interrupted(tmp_path):
+    import subprocess
+    import sys
+
+    from dnnguide.tuning.results import RUNNING_DIR, mark_running
+
+    # What a SIGKILL leaves: a trial saved as RUNNING, and the search's process gone.
+    project = tmp_path / "search"
+    (project / "trial_0").mkdir(parents=True)
+    trial = keras_tuner.engine.trial.Trial(small_space().hyperparameters(), trial_id="0",
+                                           status="RUNNING")
+    trial.save(str(project / "trial_0" / "trial.json"))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a process id that no longer runs: the search was killed
+    running = mark_running(project)
+    running.rename(running.with_name(f"{running.name.rpartition('-')[0]}-{dead.pid}"))
+    assert list(trials_frame(project)["status"]) == ["INTERRUPTED"]
+    live = mark_running(project)  # this process: the search is live
+    assert list(trials_frame(project)["status"]) == ["RUNNING"]
+    live.unlink()
+    assert len(list((project / RUNNING_DIR).iterdir())) == 1
 
 
 def test_search_where_every_trial_failed_raises(blobs, tmp_path):
@@ -192,3 +378,21 @@ def test_recipe_quick_hyperband_over_both_presets(tmp_path):
     best = NetworkConfig.from_dict(json.loads((out / "best_config.json").read_text()))
     assert best.depth == metrics["best_hyperparameters"]["depth"]
     assert (out / "plots" / "trials.png").stat().st_size > 1000
+
+
+def test_oracle_env_names_the_roles_keras_tuner_reads():
+    from dnnguide.tuning.worker import oracle_env
+
+    with pytest.raises(ConfigError, match="tuner id"):
+        oracle_env("worker", tuner_id="chief-2")
+    chief = oracle_env("chief", port=9000)
+    assert chief == {"KERASTUNER_TUNER_ID": "chief", "KERASTUNER_ORACLE_IP": "127.0.0.1",
+                     "KERASTUNER_ORACLE_PORT": "9000"}
+
+
+def test_cli_choices_are_the_librarys():
+    from dnnguide.commands import tune as command
+    from dnnguide.distribute import STRATEGIES
+    from dnnguide.tuning import ALGORITHMS
+
+    assert command.ALGORITHMS == ALGORITHMS and command.STRATEGIES is STRATEGIES

@@ -19,6 +19,11 @@ import os
 import sys
 from pathlib import Path
 
+from dnnguide.distribute import STRATEGIES  # light: TensorFlow is imported on first use only
+
+#: keras-tuner algorithms (dnnguide.tuning.ALGORITHMS; that module imports keras-tuner).
+ALGORITHMS = ("hyperband", "bayesian", "random", "grid")
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -28,8 +33,7 @@ def register(subparsers) -> None:
                     "extend the space (--depth 2,3 --width 64 --l2 1e-4).")
     p.add_argument("--data", default="mnist1d", help="dataset name or .csv path")
     p.add_argument("--target", help="target column of a CSV file")
-    p.add_argument("--algorithm", default="hyperband",
-                   choices=["hyperband", "bayesian", "random", "grid"])
+    p.add_argument("--algorithm", default="hyperband", choices=ALGORITHMS)
     p.add_argument("--presets", default="default,self_normalizing",
                    help="comma-separated presets to search over")
     p.add_argument("--max-epochs", type=int, default=30,
@@ -41,7 +45,7 @@ def register(subparsers) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="delete an existing search there first (else it is continued)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--strategy", choices=["auto", "default", "mirrored", "multi_worker", "tpu"],
+    p.add_argument("--strategy", choices=STRATEGIES,
                    help="tf.distribute strategy for each trial (default: none)")
     p.add_argument("--mixed-precision", action="store_true",
                    help="mixed_float16 on GPU, mixed_bfloat16 on TPU")
@@ -54,6 +58,9 @@ def register(subparsers) -> None:
                         "has no TLS or auth: use loopback or a private network only")
     p.add_argument("--oracle-port", type=int, default=8000)
     p.add_argument("--tuner-id", help="unique worker id (e.g. worker0); required for --role worker")
+    p.add_argument("--max-failures", type=int, default=3,
+                   help="stop after this many consecutive crashed trials (trials the config "
+                        "refuses are skipped as INVALID and do not count)")
     p.add_argument("--report", metavar="DIR",
                    help="print the trials table of the search(es) under DIR and save a plot")
     p.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1)
@@ -104,7 +111,8 @@ def _tune(args, overrides) -> int:
     if args.report:
         return _report(args.report)
     from dnnguide.data import load_dataset
-    from dnnguide.distribute import LOOPBACK, oracle_env
+    from dnnguide.distribute import LOOPBACK
+    from dnnguide.tuning.worker import oracle_env
     from dnnguide.tuning import SearchSpace, TuningError, tune
 
     if args.role:
@@ -125,7 +133,8 @@ def _tune(args, overrides) -> int:
                       strategy=args.strategy,
                       mixed_precision=args.mixed_precision, workers=args.workers,
                       oracle_ip=args.oracle_ip, oracle_port=args.oracle_port if args.workers
-                      and args.oracle_port != 8000 else None, verbose=args.verbose)
+                      and args.oracle_port != 8000 else None, max_failures=args.max_failures,
+                      verbose=args.verbose)
     except TuningError as exc:
         print(f"dnnguide tune: error: {exc}", file=sys.stderr)
         return 2
