@@ -14,8 +14,10 @@ Example:
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import pickle
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,32 +148,218 @@ def _cifar10(name: str):
     return x_train, y_train, parts[5][0], parts[5][1], "classification"
 
 
+class CategoricalEncodingWarning(UserWarning):
+    """Text columns of a CSV were one-hot encoded (the message says how)."""
+
+
+# A text column is "clearly categorical" when it has few distinct values, each seen several
+# times on average; anything else (identifiers, free text, a numeric column with typos) is
+# refused rather than exploded into hundreds of one-hot columns.
+MAX_CATEGORIES = 50
+MIN_ROWS_PER_CATEGORY = 5
+MIN_ROWS = 20  # below this, a train/validation/test split measures nothing
+MIN_ROWS_PER_CLASS = 3  # two stratified splits (test, then validation) need 3 per class
+
+
+def _file_lines(index) -> list[int]:
+    """Line numbers in the CSV file (line 1 is the header) of data-frame row positions."""
+    return [int(i) + 2 for i in index]
+
+
 def _csv(path: str, target: str | None, task: str | None):
     import pandas as pd
 
     if not Path(path).exists():
         raise DataError(f"CSV file not found: {path!r}")
-    frame = pd.read_csv(path)
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"CSV file {path!r} is empty. It needs a header row naming the columns "
+                        f"and at least {MIN_ROWS} data rows.") from None
     if target is None or target not in frame.columns:
         raise ConfigError(f"Argument `target` must be one of the CSV's columns "
                           f"{list(frame.columns)}. Received: target={target!r}")
+    if len(frame) == 0:
+        raise DataError(f"CSV file {path!r} has a header but no data rows; it needs at least "
+                        f"{MIN_ROWS} rows.")
+    target_column = frame.pop(target)
+    if target_column.isna().any():
+        lines = _file_lines(np.flatnonzero(target_column.isna().to_numpy())[:5])
+        raise DataError(f"Target column {target!r} of {path!r} is empty in "
+                        f"{int(target_column.isna().sum())} rows (file lines {lines}). Drop "
+                        "those rows or fill them in.")
+    categorical = _categorical_columns(frame, path)
+    preprocessing = {"columns": [str(c) for c in frame.columns], "target": target,
+                     "categorical": categorical}
+    x = encode_features(frame, preprocessing, source=repr(path))
     # pandas 3 stores text as StringDtype, which NumPy's dtype checks cannot read: ask pandas.
     is_numeric = pd.api.types.is_numeric_dtype
-    target_column = frame.pop(target)
-    non_numeric = [c for c in frame.columns if not is_numeric(frame[c])]
-    if non_numeric:
-        frame = pd.get_dummies(frame, columns=non_numeric, dtype="float32")
     if task is None:
         integral = (not is_numeric(target_column)
                     or pd.api.types.is_integer_dtype(target_column))
         task = "classification" if integral else "regression"
-    if is_numeric(target_column):
-        y = target_column.to_numpy()
+    classes = None
+    if task == "regression":
+        if not is_numeric(target_column):
+            raise DataError(f"Task 'regression' needs a numeric target, but column {target!r} "
+                            f"holds text (e.g. {target_column.iloc[0]!r}).")
+        y = target_column.to_numpy("float64")
     else:
-        y = pd.factorize(target_column, sort=True)[0]
-    if task == "classification" and len(np.unique(y)) == 2:
-        task = "binary"
-    return frame.to_numpy("float32"), y, None, None, task
+        # Labels become 0..K-1 whatever the file uses ("barolo", or 1/2/3); the names go into
+        # the run so predictions come back in the user's own labels.
+        codes, uniques = pd.factorize(target_column, sort=True)
+        y, classes = codes, [_plain(v) for v in uniques]
+        if len(classes) == 2 and task == "classification":
+            task = "binary"
+    preprocessing["classes"] = classes
+    if categorical:
+        described = "; ".join(f"{column!r} -> {len(values)} columns ({', '.join(map(str, values))})"
+                              for column, values in categorical.items())
+        warnings.warn(f"One-hot encoded the text columns of {path}: {described}. Categories "
+                      "unseen at training are refused at prediction.",
+                      CategoricalEncodingWarning, stacklevel=3)
+    return x, y, None, None, task, preprocessing
+
+
+def _plain(value):
+    """A NumPy scalar as the Python value JSON can store."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def _categorical_columns(frame, path: str) -> dict[str, list]:
+    import pandas as pd
+
+    categorical = {}
+    for column in frame.columns:
+        values = frame[column]
+        if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            continue
+        present = values.dropna()
+        as_numbers = pd.to_numeric(present, errors="coerce")
+        bad = as_numbers.isna()
+        if len(present) and bad.mean() <= 0.5:
+            # Mostly numbers: a few stray cells ("abc", "?", "1,5") are typos, not categories.
+            rows = present.index[bad.to_numpy()]
+            examples = ", ".join(f"line {line}: {present[i]!r}"
+                                 for line, i in zip(_file_lines(rows[:5]), rows[:5]))
+            raise DataError(f"Column {column!r} of {path!r} is numeric except for {int(bad.sum())} "
+                            f"cells ({examples}). Fix or empty those cells (empty cells are "
+                            "missing values), or drop the column.")
+        uniques = sorted(present.unique().tolist(), key=str)
+        limit = min(MAX_CATEGORIES, max(2, len(frame) // MIN_ROWS_PER_CATEGORY))
+        if len(uniques) > limit:
+            raise DataError(
+                f"Column {column!r} of {path!r} holds text with {len(uniques)} distinct values in "
+                f"{len(frame)} rows, which is not clearly categorical (at most {limit} categories "
+                f"here: {MAX_CATEGORIES}, and {MIN_ROWS_PER_CATEGORY} rows per category on "
+                "average). Drop it (an identifier or free text?) or encode it yourself.")
+        categorical[str(column)] = [_plain(v) for v in uniques]
+    return categorical
+
+
+def encode_features(frame, preprocessing: dict[str, Any], *, source: str = "the data") -> np.ndarray:
+    """The model's input matrix from a table of raw columns, as a CSV run encoded it.
+
+    Numeric columns are taken as they are; each categorical column becomes one 0/1 column per
+    category seen at training, in the recorded order. NaN or inf is refused with the file
+    lines and columns where it is (the raw values are checked, before any scaling).
+
+    Args:
+        frame: a pandas DataFrame with exactly ``preprocessing["columns"]`` (in any order).
+        preprocessing: the ``preprocessing`` dict of a CSV dataset's spec.
+        source: how the data is named in error messages.
+    """
+    import pandas as pd
+
+    columns, categorical = preprocessing["columns"], preprocessing.get("categorical", {})
+    frame = frame.rename(columns=str)
+    missing = [c for c in columns if c not in frame.columns]
+    extra = [c for c in frame.columns if c not in columns and c != preprocessing.get("target")]
+    if missing or extra:
+        raise DataError(f"The columns of {source} must be the training columns {columns}. "
+                        f"Missing: {missing}; not used in training: {extra}.")
+    parts = []
+    for column in columns:
+        values = frame[column]
+        if column in categorical:
+            known = categorical[column]
+            unseen = sorted(set(values.dropna().tolist()) - set(known), key=str)
+            if unseen:
+                raise DataError(f"Column {column!r} of {source} has categories unseen in "
+                                f"training: {unseen[:5]}. Known: {known}.")
+            if values.isna().any():
+                lines = _file_lines(np.flatnonzero(values.isna().to_numpy())[:5])
+                raise DataError(f"Column {column!r} of {source} is empty in "
+                                f"{int(values.isna().sum())} rows (file lines {lines}). Fill "
+                                "them in or drop those rows.")
+            codes = pd.Categorical(values, categories=known).codes
+            parts.append(np.eye(len(known), dtype="float32")[codes])
+            continue
+        if not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)):
+            as_numbers = pd.to_numeric(values, errors="coerce")
+            rows = np.flatnonzero(as_numbers.isna().to_numpy() & values.notna().to_numpy())
+            examples = ", ".join(f"line {line}: {values.iloc[i]!r}"
+                                 for line, i in zip(_file_lines(rows[:5]), rows[:5]))
+            raise DataError(f"Column {column!r} of {source} must be numeric, as in training. "
+                            f"Non-numeric cells: {examples}.")
+        parts.append(values.to_numpy("float64").reshape(-1, 1))
+    x = (np.concatenate(parts, axis=1) if parts else np.zeros((len(frame), 0))).astype("float32")
+    bad = ~np.isfinite(x)
+    if bad.any():
+        rows = np.flatnonzero(bad.any(axis=1))
+        names = _encoded_names(preprocessing)
+        where = "; ".join(f"line {line}: {[names[j] for j in np.flatnonzero(bad[i])]}"
+                          for line, i in zip(_file_lines(rows[:5]), rows[:5]))
+        raise DataError(f"{source} has NaN or inf in {len(rows)} rows ({where}). Impute or drop "
+                        "them before training.")
+    return x
+
+
+def _encoded_names(preprocessing: dict[str, Any]) -> list[str]:
+    names = []
+    for column in preprocessing["columns"]:
+        values = preprocessing.get("categorical", {}).get(column)
+        names += [f"{column}={v}" for v in values] if values is not None else [column]
+    return names
+
+
+def _split_counts(n: int, test_fraction: float, val_fraction: float,
+                  has_test: bool) -> tuple[int, ...]:
+    """Rows of each split, rounded as scikit-learn's ``train_test_split`` rounds them."""
+    n_test = 0 if has_test else math.ceil(test_fraction * n)
+    n_val = math.ceil(val_fraction * (n - n_test))
+    n_train = n - n_test - n_val
+    return (n_train, n_val) if has_test else (n_train, n_val, n_test)
+
+
+def check_split_sizes(y, task: str, *, test_fraction: float, val_fraction: float,
+                      has_test: bool = False, source: str = "the data",
+                      class_names: list | None = None) -> None:
+    """Refuse data too small for a train/validation/test split (or for its classes)."""
+    n = len(y)
+    classes, counts = (np.unique(y, return_counts=True) if task != "regression"
+                       else (np.array([0]), np.array([n])))
+    if class_names is not None and task != "regression":
+        classes = np.array([class_names[int(c)] for c in classes], dtype=object)
+    if task != "regression" and len(classes) < 2:
+        raise DataError(f"The target of {source} has a single class ({_plain(classes[0])!r} in "
+                        f"all {n} rows): classification needs at least 2 classes. Check the "
+                        "`target` column, or use task='regression' for a continuous target.")
+    k = len(classes) if task != "regression" else 1
+    needed = MIN_ROWS
+    while min(_split_counts(needed, test_fraction, val_fraction, has_test)) < k:
+        needed += 1  # stratified splits need at least one row of every class in each split
+    if n < needed:
+        per_class = "" if task == "regression" else f" for {len(classes)} classes"
+        raise DataError(f"{source} has {n} rows; a train/validation/test split needs at least "
+                        f"{needed}{per_class} (test_fraction={test_fraction}, "
+                        f"val_fraction={val_fraction}).")
+    if task != "regression" and counts.min() < MIN_ROWS_PER_CLASS:
+        rare = [_plain(c) for c, k in zip(classes, counts) if k < MIN_ROWS_PER_CLASS]
+        raise DataError(f"Class(es) {rare[:10]} of {source} have fewer than {MIN_ROWS_PER_CLASS} "
+                        f"rows (least: {int(counts.min())}); a stratified train/validation/test "
+                        f"split needs at least {MIN_ROWS_PER_CLASS} rows per class. Add rows or "
+                        "merge or drop those classes.")
 
 
 _LOADERS = {"digits": _sklearn, "breast_cancer": _sklearn, "diabetes": _sklearn,
@@ -208,13 +396,22 @@ def load_dataset(
     check_range("val_fraction", val_fraction, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
     if task is not None:
         check_choice("task", task, TASKS)
+    preprocessing: dict[str, Any] = {}
     if isinstance(name, (str, os.PathLike)) and str(name).endswith(".csv"):
-        x, y, x_test, y_test, task = _csv(str(name), target, task)
+        x, y, x_test, y_test, task, preprocessing = _csv(str(name), target, task)
         label = Path(name).stem
     else:
+        if isinstance(name, (str, os.PathLike)) and str(name) not in EMBEDDED + LOCAL and (
+                os.path.exists(name) or Path(name).suffix or os.sep in str(name)):
+            raise DataError(f"CSV files must end in .csv (other files and formats are not read). "
+                            f"Received: data={str(name)!r}. Rename the file, or name a built-in "
+                            f"dataset: {list(EMBEDDED + LOCAL)}.")
         check_choice("data", name, EMBEDDED + LOCAL)
         x, y, x_test, y_test, task = _LOADERS[name](name)
         label = name
+    check_split_sizes(np.asarray(y), task, test_fraction=test_fraction, val_fraction=val_fraction,
+                      has_test=x_test is not None, source=str(name),
+                      class_names=preprocessing.get("classes"))
     x = np.asarray(x, "float32")
     if flatten:
         x = x.reshape(len(x), -1)
@@ -236,9 +433,12 @@ def load_dataset(
         std = x_train.std(axis=0)
         std[std == 0] = 1.0  # constant features (digits' blank pixels) stay 0
         x_train, x_val, x_test = ((a - mean) / std for a in (x_train, x_val, x_test))
+        # Recorded so new inputs can be scaled exactly as these were (dnnguide.load_run).
+        preprocessing.update(mean=mean.tolist(), std=std.tolist())
     spec = {"name": str(name), "seed": seed, "standardize": standardize,
             "test_fraction": test_fraction, "val_fraction": val_fraction,
-            "target": target, "task": task, "flatten": flatten}
+            "target": target, "task": task, "flatten": flatten,
+            "preprocessing": preprocessing}
     return Dataset(label, task, n_outputs, x_train, y_train, x_val, y_val, x_test, y_test,
                    standardized=standardize, spec=spec)
 
@@ -246,6 +446,7 @@ def load_dataset(
 def from_spec(spec: dict[str, Any]) -> Dataset:
     """Load a dataset again from the ``spec`` a run recorded."""
     spec = dict(spec)
+    spec.pop("preprocessing", None)  # an output of loading, not an argument
     return load_dataset(spec.pop("name"), **spec)
 
 
