@@ -137,11 +137,14 @@ def _add_recommend(sub) -> None:
     p = sub.add_parser("recommend", help="print the guidelines' configuration with a reason per choice")
     p.add_argument("--depth", default=None,
                    help="number of hidden layers, or 'shallow' / 'deep'")
-    p.add_argument("--width", type=int, default=100)
+    p.add_argument("--width", type=int, default=None,
+                   help="units per hidden layer (default: sized from --data, else 100)")
     for flag in ("sparse", "low-latency", "risk-sensitive", "self-normalizing", "overfitting"):
         p.add_argument(f"--{flag}", action="store_true")
-    p.add_argument("--task", default="classification",
-                   choices=["classification", "binary", "regression"])
+    p.add_argument("--task", default=None, choices=["classification", "binary", "regression"])
+    p.add_argument("--data", default=None,
+                   help="size and regularize for this dataset (name or CSV): the data-aware rules")
+    p.add_argument("--target", default=None, help="target column of a CSV --data")
     p.add_argument("--json", action="store_true", help="print the config as JSON instead")
     p.set_defaults(func=_recommend)
 
@@ -152,9 +155,14 @@ def _recommend(args, _overrides) -> int:
     depth = args.depth
     if depth is not None and depth.isdigit():
         depth = int(depth)
+    data = None
+    if args.data is not None:
+        from dnnguide.data import load_dataset
+
+        data = load_dataset(args.data, target=args.target, task=args.task)
     rec = recommend(depth, width=args.width, sparse=args.sparse, low_latency=args.low_latency,
                     risk_sensitive=args.risk_sensitive, self_normalizing=args.self_normalizing,
-                    overfitting=args.overfitting, task=args.task)
+                    overfitting=args.overfitting, task=args.task, data=data)
     print(rec.config.to_json(indent=2) if args.json else rec.explain())
     return 0
 
@@ -166,13 +174,13 @@ def _add_presets(sub) -> None:
 
 
 def _presets(args, _overrides) -> int:
-    from dnnguide.presets import _REGISTRY, recommend_preset
+    from dnnguide.presets import describe_preset, list_presets, recommend_preset
 
     if args.show:
         print(recommend_preset(args.show).explain())
         return 0
-    for name, preset in _REGISTRY.items():
-        print(f"{name:<18} {preset.description}")
+    for name in list_presets():
+        print(f"{name:<18} {describe_preset(name)}")
     return 0
 
 

@@ -306,8 +306,10 @@ class NetworkConfig(_Serializable):
     kernel_initializer: str = "he_normal"
     activation: str = "elu"
     normalization: str = "none"
+    batch_norm_momentum: float = 0.99
     architecture: str = "sequential"
     standardize_inputs: bool = True
+    standardize_target: bool = True
     regularization: RegularizationConfig = field(default_factory=RegularizationConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
@@ -341,6 +343,8 @@ class NetworkConfig(_Serializable):
         check_choice("kernel_initializer", self.kernel_initializer, INITIALIZERS)
         check_choice("activation", self.activation, ACTIVATIONS)
         check_choice("normalization", self.normalization, NORMALIZATIONS)
+        check_range("batch_norm_momentum", self.batch_norm_momentum, 0.0, 1.0,
+                    high_inclusive=False)
         check_choice("architecture", self.architecture, ARCHITECTURES)
         check_range("batch_size", self.batch_size, 1, integer=True)
         check_range("epochs", self.epochs, 1, integer=True)

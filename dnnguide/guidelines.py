@@ -28,6 +28,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from dnnguide import data_rules
 from dnnguide.config import (
     EarlyStoppingConfig,
     NetworkConfig,
@@ -38,7 +39,12 @@ from dnnguide.config import (
     check_choice,
     check_range,
 )
+from dnnguide.data_rules import DataProfile, choose_width
 
+#: Units per hidden layer when no data is given to size it (:func:`data_rules.choose_width`).
+DEFAULT_WIDTH = 100
+#: Optimizers whose weight decay is decoupled from the gradient step (Loshchilov & Hutter 2019).
+DECOUPLED_DECAY_OPTIMIZERS = ("adamw", "sgd", "momentum", "nesterov")
 #: From this many hidden layers on a network counts as "deep".
 DEEP_FROM = 10
 #: Depth used for "shallow" / "deep" / low-latency when no number is given.
@@ -103,6 +109,25 @@ DEFAULT_TABLE: dict[str, tuple[Any, str]] = {
     ),
 }
 
+# What choosing 1cycle implies (it needs a known budget, used to the end).
+ONECYCLE_TABLE: dict[str, tuple[Any, str]] = {
+    "epochs": (
+        30,
+        "1cycle's budget: the cycle spans exactly these epochs and is never cut short. Smith "
+        "(2018) reaches a constant learning rate's accuracy in a fraction of its epochs.",
+    ),
+    "early_stopping": (
+        EarlyStoppingConfig(enabled=False),
+        "No early stopping with 1cycle: a cycle cut before its end never anneals the learning "
+        "rate (mnist1d: runs stopped at epochs 23-52 of 100, before the peak).",
+    ),
+    "max_lr": (
+        None,
+        "1cycle's peak learning rate: the LR finder's suggestion on this model and data, when "
+        "not given (Smith 2018: the largest rate at which the loss still falls fast).",
+    ),
+}
+
 SELF_NORMALIZING_TABLE: dict[str, tuple[Any, str]] = {
     "kernel_initializer": (
         "lecun_normal",
@@ -145,9 +170,15 @@ SELF_NORMALIZING_TABLE: dict[str, tuple[Any, str]] = {
 COMMON_TABLE: dict[str, str] = {
     "width": "The same width in every hidden layer works as well as a pyramid and leaves one "
     "hyperparameter instead of many; prefer more layers to wider ones (Géron ch. 10).",
+    "batch_norm_momentum": "Keras' 0.99 (moving statistics averaged over ~100 steps); used only "
+    "with batch norm, and shortened by the data-aware rule when an epoch is short.",
     "architecture": "A plain sequential stack of Dense layers, the setting both tables assume.",
     "standardize_inputs": "Gradient descent converges faster on features with mean 0 and std 1; "
     "the statistics come from the training split only.",
+    "standardize_target": "Regression targets are standardized for training (training-split "
+    "statistics) and mapped back inside the model: raw targets such as diabetes' (mean 152, std "
+    "77) make MSE gradients thousands of times larger and diverge SGD-family optimizers, while "
+    "predictions and RMSE/MAE stay in the original units.",
     "batch_size": "32: small batches generalize well and are a safe default (Masters & Luschi "
     "2018); larger ones need a warm-up such as 1cycle's.",
     "epochs": "An upper bound only: early stopping ends training when validation loss stops "
@@ -155,6 +186,17 @@ COMMON_TABLE: dict[str, str] = {
     "pruning_sparsity": "No pruning: only a model that must be sparse is pruned.",
     "fold_batch_norm": "Nothing to fold: only low-latency models fold batch norm for inference.",
     "precision": "Train and export in float32; 16/8-bit export is for low-latency models.",
+}
+
+#: The values the exceptions set (their reasons are in :data:`EXCEPTIONS_TABLE`).
+EXCEPTION_VALUES: dict[str, dict[str, Any]] = {
+    "sparse": {"l1": 1e-5, "pruning_sparsity": 0.8},
+    "low_latency": {"kernel_initializer": "he_normal", "activation": "relu",
+                    "normalization": "batch_norm_before", "fold_batch_norm": True,
+                    "precision": "int8"},
+    "risk_sensitive": {"dropout_rate": 0.2},
+    # Without data to look at, "the model overfits" adds this much decoupled weight decay.
+    "overfitting": {"weight_decay": 0.004},
 }
 
 EXCEPTIONS_TABLE: dict[str, dict[str, str]] = {
@@ -248,37 +290,63 @@ def _resolve_depth(depth) -> int:
 def recommend(
     depth: int | str | None = None,
     *,
-    width: int = 100,
+    width: int | None = None,
     sparse: bool = False,
     low_latency: bool = False,
     risk_sensitive: bool = False,
     self_normalizing: bool = False,
     overfitting: bool = False,
-    dropout_rate: float = 0.2,
-    task: str = "classification",
+    dropout_rate: float | None = None,
+    task: str | None = None,
+    data=None,
 ) -> Recommendation:
-    """Apply the guideline tables to a situation.
+    """Apply the guideline tables to a situation, and the data-aware rules to the data.
 
     Args:
         depth: number of hidden layers, or ``"shallow"`` / ``"deep"``.
-        width: units per hidden layer.
+        width: units per hidden layer (default: from the data's features, else 100).
         sparse: the model must be sparse (L1 + pruning; never self-normalizing).
         low_latency: the model must predict fast (fewer layers, ReLU, BN folded, 8-bit).
         risk_sensitive: uncertainty matters (MC dropout).
         self_normalizing: prefer the self-normalizing table (SELU) where allowed.
         overfitting: the model overfits; add regularization (weight decay or AlphaDropout).
-        dropout_rate: the dropout rate used when dropout is called for.
-        task: ``"classification"``, ``"binary"`` or ``"regression"`` (recorded in the situation).
+        dropout_rate: the dropout rate used when dropout is called for (default 0.2).
+        task: ``"classification"``, ``"binary"`` or ``"regression"`` (default: the data's,
+            else classification).
+        data: a :class:`dnnguide.data.Dataset` or :class:`dnnguide.data_rules.DataProfile`;
+            its rows, features, task and classes size and regularize the network
+            (:mod:`dnnguide.data_rules`), each choice with the fact that triggered it.
 
     Returns:
         A :class:`Recommendation` with the config and a reason per field.
+
+    Example:
+        >>> from dnnguide.data_rules import DataProfile
+        >>> rec = recommend(data=DataProfile(3600, 40, "classification", 10))
+        >>> rec.config.width, rec.config.optimizer.weight_decay, rec.config.regularization.dropout_rate
+        (256, 0.01, 0.2)
     """
-    check_choice("task", task, TASKS)
+    profile = DataProfile.of(data) if data is not None else None
+    if task is not None:
+        check_choice("task", task, TASKS)
+        if profile is not None and task != profile.task:
+            raise ValueError(f"Argument `task` contradicts the data: the data's task is "
+                             f"{profile.task!r}. Received: task={task!r}")
+    task = task or (profile.task if profile is not None else "classification")
+    if dropout_rate is not None:
+        check_range("dropout_rate", dropout_rate, 0.0, 1.0, high_inclusive=False)
     situation = {
         "depth": depth, "sparse": sparse, "low_latency": low_latency,
         "risk_sensitive": risk_sensitive, "self_normalizing": self_normalizing,
         "overfitting": overfitting, "task": task,
     }
+    if profile is not None:
+        situation["data"] = f"{profile.name}: {profile.n_train} rows x {profile.n_features} features"
+    width_given, rate_given = width is not None, dropout_rate is not None
+    if dropout_rate is None:
+        dropout_rate = EXCEPTION_VALUES["risk_sensitive"]["dropout_rate"]
+    if width is None:
+        width = choose_width(profile) if profile is not None else DEFAULT_WIDTH
     if low_latency and depth is None:
         depth = LOW_LATENCY_DEPTH
     n_layers = _resolve_depth(depth)
@@ -311,6 +379,9 @@ def recommend(
         )
         earlier = reasons["regularization"] + " " if sparse else ""  # keep the L1 reason
         reasons["regularization"] = earlier + EXCEPTIONS_TABLE["risk_sensitive"]["dropout"]
+    if profile is not None:
+        _apply_data_rules(fields, reasons, profile, use_selu=use_selu, width_given=width_given,
+                          rate=dropout_rate if rate_given else None)
     for key, reason in COMMON_TABLE.items():
         reasons.setdefault(key, reason)
     name = "+".join(k for k in ("sparse", "low_latency", "risk_sensitive") if situation[k])
@@ -328,7 +399,8 @@ def _default_fields(reasons: dict, depth: int, overfitting: bool) -> dict:
     if key == "deep":
         fields["optimizer"], reasons["optimizer"] = DEFAULT_TABLE["optimizer.deep"]
     if overfitting:
-        fields["optimizer"] = dataclasses.replace(fields["optimizer"], weight_decay=0.004)
+        fields["optimizer"] = dataclasses.replace(
+            fields["optimizer"], weight_decay=EXCEPTION_VALUES["overfitting"]["weight_decay"])
         reasons["optimizer"] += " " + DEFAULT_TABLE["regularization.overfitting"][1]
     return fields
 
@@ -345,11 +417,9 @@ def _self_normalizing_fields(reasons: dict, want_dropout: bool, rate: float) -> 
 def _apply_sparse(fields: dict, reasons: dict) -> None:
     table = EXCEPTIONS_TABLE["sparse"]
     reg = fields["regularization"]
-    fields["regularization"] = RegularizationConfig(
-        l1=1e-5, l2=reg.l2, dropout_rate=reg.dropout_rate, dropout_kind=reg.dropout_kind,
-        max_norm=reg.max_norm,
-    )
-    fields["pruning_sparsity"] = 0.8
+    values = EXCEPTION_VALUES["sparse"]
+    fields["regularization"] = dataclasses.replace(reg, l1=values["l1"])
+    fields["pruning_sparsity"] = values["pruning_sparsity"]
     reasons["regularization"] = table["l1"]
     reasons["pruning_sparsity"] = table["pruning_sparsity"]
 
@@ -358,10 +428,46 @@ def _apply_low_latency(fields: dict, reasons: dict, depth_given: bool) -> None:
     table = EXCEPTIONS_TABLE["low_latency"]
     if not depth_given:
         reasons["depth"] = table["depth"]
-    fields.update(
-        kernel_initializer="he_normal", activation="relu",
-        normalization="batch_norm_before", fold_batch_norm=True, precision="int8",
-    )
+    fields.update(EXCEPTION_VALUES["low_latency"])
     reasons["kernel_initializer"] = DEFAULT_TABLE["kernel_initializer"][1]
     for name in ("activation", "normalization", "fold_batch_norm", "precision"):
         reasons[name] = table[name]
+
+
+def _apply_data_rules(fields: dict, reasons: dict, profile: DataProfile, *, use_selu: bool,
+                      width_given: bool, rate: float | None) -> None:
+    """Size and regularize the tables' network for the data (:mod:`dnnguide.data_rules`)."""
+    depth, width = fields["depth"], fields["width"]
+    if not width_given:
+        reasons["width"] = data_rules.reason("width", n_features=profile.n_features, width=width)
+    small = data_rules.DATA_TABLE["small_data"][0]
+    if profile.n_train < small["rows"]:
+        reg, opt = fields["regularization"], fields["optimizer"]
+        if use_selu:  # weight penalties, decoupled or not, shift the SELU fixed point
+            rate = max(reg.dropout_rate, rate if rate is not None else small["alpha_dropout_rate"])
+            kind = reg.dropout_kind if reg.dropout_kind.endswith("alpha") else "alpha"
+            what = f"AlphaDropout {rate} (weight penalties would break self-normalization)"
+        else:
+            rate = max(reg.dropout_rate, rate if rate is not None else small["dropout_rate"])
+            kind = reg.dropout_kind
+            if opt.name in DECOUPLED_DECAY_OPTIMIZERS:
+                opt = dataclasses.replace(opt, weight_decay=max(opt.weight_decay,
+                                                                small["weight_decay"]))
+                fields["optimizer"] = opt
+            what = f"decoupled weight decay {opt.weight_decay:g} and dropout {rate}"
+        fields["regularization"] = dataclasses.replace(reg, dropout_rate=rate, dropout_kind=kind)
+        why = data_rules.reason("small_data", n_train=profile.n_train, what=what,
+                                n_weights=profile.n_weights(depth, width))
+        keep = reasons["regularization"] if reg.dropout_kind.startswith("mc") or reg.l1 else ""
+        reasons["regularization"] = f"{keep} {why}".strip()
+    if profile.task == "regression" and fields["optimizer"].clipnorm is None:
+        fields["optimizer"] = dataclasses.replace(
+            fields["optimizer"], **data_rules.DATA_TABLE["regression"][0])
+        reasons["optimizer"] += " " + data_rules.reason("regression")
+    if fields.get("normalization", "none") != "none":
+        batch_size = NetworkConfig.batch_size  # the tables' batch size
+        momentum = data_rules.choose_batch_norm_momentum(profile, batch_size)
+        fields["batch_norm_momentum"] = momentum
+        reasons["batch_norm_momentum"] = data_rules.reason(
+            "batch_norm_momentum", steps=profile.steps_per_epoch(batch_size),
+            batch_size=batch_size, momentum=momentum, horizon=round(1 / (1 - momentum)))

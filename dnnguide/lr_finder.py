@@ -172,7 +172,10 @@ def _prepare(model_or_config, data, seed: int):
     config = replace(config, schedule=ScheduleConfig("constant"))
     data = as_dataset(data, seed, None)
     adapt = data.x_train if (config.standardize_inputs and not data.standardized) else None
-    model = build_model(config, data.input_shape, data.n_outputs, data.task, adapt_data=adapt)
+    from dnnguide.training import _target_stats
+
+    model = build_model(config, data.input_shape, data.n_outputs, data.task, adapt_data=adapt,
+                        target_stats=_target_stats(data))
     return model, data, config
 
 

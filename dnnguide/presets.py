@@ -15,13 +15,16 @@ Example:
 from __future__ import annotations
 
 import difflib
+import fnmatch
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from dnnguide.config import ConfigError, NetworkConfig, TASKS, check_choice, nested_overrides
-from dnnguide.guidelines import Recommendation, recommend
+from dnnguide.guidelines import (
+    DECOUPLED_DECAY_OPTIMIZERS, ONECYCLE_TABLE, Recommendation, recommend,
+)
 
 
 @dataclass(frozen=True)
@@ -32,12 +35,12 @@ class Preset:
     description: str
     situation: dict[str, Any] = field(default_factory=dict)
 
-    def recommend(self, depth=None, **extra) -> Recommendation:
+    def recommend(self, depth=None, data=None, **extra) -> Recommendation:
         situation = dict(self.situation)
         if depth is not None:
             situation["depth"] = depth
         situation.update(extra)
-        return recommend(**situation)
+        return recommend(**situation, data=data)
 
 
 _REGISTRY: dict[str, Preset] = {}
@@ -66,9 +69,23 @@ for _preset in (
     register_preset(_preset)
 
 
-def list_presets() -> list[str]:
-    """Names of the registered presets."""
-    return list(_REGISTRY)
+def list_presets(pattern: str | None = None) -> list[str]:
+    """Names of the registered presets, optionally those matching a shell-style ``pattern``.
+
+    >>> list_presets("s*")
+    ['self_normalizing', 'sparse']
+    """
+    if pattern is None:
+        return list(_REGISTRY)
+    if not isinstance(pattern, str):
+        raise TypeError(f"Argument `pattern` must be a string such as 's*'. "
+                        f"Received: pattern={pattern!r}")
+    return fnmatch.filter(list(_REGISTRY), pattern)
+
+
+def describe_preset(name: str) -> str:
+    """The one-line description of a preset (its choices and reasons: :func:`recommend_preset`)."""
+    return _lookup(name).description
 
 
 def _lookup(name: str) -> Preset:
@@ -84,33 +101,72 @@ def _lookup(name: str) -> Preset:
     return _REGISTRY[name]
 
 
-def recommend_preset(name: str, **overrides) -> Recommendation:
-    """The recommendation behind a preset (with reasons), overrides applied."""
+def recommend_preset(name: str, data=None, **overrides) -> Recommendation:
+    """The recommendation behind a preset (with reasons), for ``data`` if given, overrides applied.
+
+    User overrides always win over the tables and the data-aware rules. Two rules follow an
+    override: a weight decay the rules chose is dropped when the chosen optimizer has none
+    (Adam, Nadam...), and ``schedule="onecycle"`` gets its budget (:func:`onecycle_policy`).
+    """
     preset = _lookup(name)
-    rec = preset.recommend(depth=overrides.get("depth"))
-    config = nested_overrides(rec.config, **overrides)
+    rec = preset.recommend(depth=overrides.get("depth"), data=data,
+                           width=overrides.get("width"))
     reasons = dict(rec.reasons)
     for key in overrides:
         reasons[key] = f"Set by you (override {key}={overrides[key]!r})."
+    config = nested_overrides(rec.config,
+                              **_follow_optimizer_override(rec.config, overrides, reasons))
+    config = onecycle_policy(config, overrides, reasons)
     return Recommendation(config, reasons, {"preset": name, **rec.situation})
 
 
-def get_preset(name: str, **overrides) -> NetworkConfig:
-    """The configuration of a preset, with overrides (flat or dotted names) applied.
+def _follow_optimizer_override(config: NetworkConfig, overrides: dict, reasons: dict) -> dict:
+    name = overrides.get("optimizer", overrides.get("optimizer.name"))
+    if (isinstance(name, str) and name not in DECOUPLED_DECAY_OPTIMIZERS
+            and config.optimizer.weight_decay > 0
+            and not {"weight_decay", "optimizer.weight_decay"} & set(overrides)):
+        reasons["optimizer.weight_decay"] = (
+            f"0: {name!r} has no decoupled weight decay, so the recommended "
+            f"{config.optimizer.weight_decay:g} was dropped (use 'adamw' to keep it).")
+        return {**overrides, "optimizer.weight_decay": 0.0}
+    return overrides
+
+
+def onecycle_policy(config: NetworkConfig, overrides: dict, reasons: dict) -> NetworkConfig:
+    """1cycle needs its whole budget: no early stopping, and the table's epochs unless set.
+
+    A cycle cut by early stopping never anneals (runs ended before the LR peak on mnist1d).
+    """
+    if config.schedule.name != "onecycle":
+        return config
+    changes = {}
+    if not any(k == "early_stopping" or k.startswith("early_stopping.") or k in (
+            "patience", "monitor", "enabled", "restore_best_weights") for k in overrides):
+        changes["early_stopping"] = ONECYCLE_TABLE["early_stopping"][0]
+        reasons["early_stopping"] = ONECYCLE_TABLE["early_stopping"][1]
+    if "epochs" not in overrides:
+        changes["epochs"] = ONECYCLE_TABLE["epochs"][0]
+        reasons["epochs"] = ONECYCLE_TABLE["epochs"][1]
+    reasons.setdefault("schedule.max_lr", ONECYCLE_TABLE["max_lr"][1])
+    return nested_overrides(config, **changes) if changes else config
+
+
+def get_preset(name: str, data=None, **overrides) -> NetworkConfig:
+    """The configuration of a preset (sized for ``data`` if given), with overrides applied.
 
     >>> get_preset("default", depth=20).activation
     'swish'
     """
-    return recommend_preset(name, **overrides).config
+    return recommend_preset(name, data=data, **overrides).config
 
 
-def resolve_config(preset_or_config, **overrides) -> NetworkConfig:
-    """A preset name or a NetworkConfig (or its dict), with overrides applied."""
+def resolve_config(preset_or_config, data=None, **overrides) -> NetworkConfig:
+    """A preset name (sized for ``data``) or a NetworkConfig (or its dict), overrides applied."""
     if isinstance(preset_or_config, NetworkConfig):
         return nested_overrides(preset_or_config, **overrides)
     if isinstance(preset_or_config, dict):
         return nested_overrides(NetworkConfig.from_dict(preset_or_config), **overrides)
-    return get_preset(preset_or_config, **overrides)
+    return get_preset(preset_or_config, data=data, **overrides)
 
 
 # --------------------------------------------------------------------------- building
@@ -145,10 +201,12 @@ def _hidden_block(x, config: NetworkConfig, index: int, units: int):
         name=f"hidden_{index}",
     )(x)
     if bn_before:
-        x = keras.layers.BatchNormalization(name=f"batch_norm_{index}")(x)
+        x = keras.layers.BatchNormalization(momentum=config.batch_norm_momentum,
+                                            name=f"batch_norm_{index}")(x)
         x = keras.layers.Activation(config.activation, name=f"activation_{index}")(x)
     elif config.normalization == "batch_norm_after":
-        x = keras.layers.BatchNormalization(name=f"batch_norm_{index}")(x)
+        x = keras.layers.BatchNormalization(momentum=config.batch_norm_momentum,
+                                            name=f"batch_norm_{index}")(x)
     if reg.dropout_rate > 0:
         x = _dropout_layer(config, index)(x)
     return x
@@ -182,6 +240,7 @@ def build_model(
     task: str = "classification",
     *,
     adapt_data=None,
+    target_stats=None,
     compile: bool = True,
     **overrides,
 ) -> keras.Model:
@@ -195,6 +254,11 @@ def build_model(
             activation, loss and metrics.
         adapt_data: training features; when given and the config standardizes its
             inputs, a ``Normalization`` layer adapted on them is the first layer.
+        target_stats: ``(mean, std)`` of the regression targets (training split). When given
+            and the config standardizes targets, the model ends with
+            :class:`dnnguide.targets.TargetScale` and trains with
+            :class:`dnnguide.targets.StandardizedMSE`: it learns standardized targets but
+            predicts (and reports RMSE/MAE) in the original units.
         compile: compile with the optimizer and schedule of the config.
         **overrides: config fields (``depth=20``, ``activation="relu"``, ``learning_rate=1e-3``).
 
@@ -232,7 +296,16 @@ def build_model(
         else:
             x = _hidden_block(x, config, index, widths[index - 1])
             index += 1
-    outputs = keras.layers.Dense(n_outputs, activation=activation, name="output")(x)
+    # float32 output (and loss) even under a mixed_float16 policy: softmax/MSE in float16
+    # overflow or lose precision (Keras mixed-precision guide).
+    outputs = keras.layers.Dense(n_outputs, activation=activation, name="output",
+                                 dtype="float32")(x)
+    if task == "regression" and target_stats is not None and config.standardize_target:
+        from dnnguide.targets import StandardizedMSE, TargetScale
+
+        mean, std = target_stats
+        outputs = TargetScale(mean, std, name="target_scale", dtype="float32")(outputs)
+        loss = StandardizedMSE(std)
     model = keras.Model(inputs, outputs, name=config.name.replace("+", "_"))
     model.dnnguide_config = config
     model.dnnguide_task = task

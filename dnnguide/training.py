@@ -22,7 +22,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from dnnguide.config import ConfigError, NetworkConfig, nested_overrides
+from dnnguide.config import ConfigError, NetworkConfig
 from dnnguide.data import Dataset, DataError, from_arrays, load_dataset, validate_dataset
 from dnnguide.presets import build_model, resolve_config
 from dnnguide.runs import (
@@ -277,12 +277,16 @@ def fit(
         epochs = epochs or (config.epochs if config else 10)
         batch_size = batch_size or (config.batch_size if config else 32)
     else:
-        config = resolve_config(config_or_model, **overrides)
-        changes = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size)) if v}
-        config = nested_overrides(config, **changes)
+        budget = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size)) if v}
+        # The preset is sized and regularized for this data (dnnguide.data_rules); the
+        # budget counts as an override (1cycle keeps an epochs value the user gave).
+        config = resolve_config(config_or_model, data=data, **overrides, **budget)
         epochs, batch_size = config.epochs, config.batch_size
         if config.schedule.name == "onecycle":
             from dnnguide.schedules import training_steps
+
+            if config.schedule.max_lr is None:
+                config = _onecycle_max_lr(config, data, seed)
 
             # Multi-worker training takes batch_size per replica each step (a global batch).
             multi = strategy is not None and "MultiWorker" in type(strategy).__name__
@@ -295,7 +299,7 @@ def fit(
         scope = strategy.scope() if strategy is not None else _null_scope()
         with scope:
             model = build_model(config, data.input_shape, data.n_outputs, data.task,
-                                adapt_data=adapt)
+                                adapt_data=adapt, target_stats=_target_stats(data))
     if run_dir and strategy is not None and not getattr(strategy.extended, "should_checkpoint", True):
         # Multi-worker training: only the chief keeps the run; the others write to a temporary
         # folder, as the TensorFlow multi-worker guide recommends (no two writers per file).
@@ -305,6 +309,29 @@ def fit(
     path = new_run_dir(run_dir, name or (config.name if config else model.name)) if run_dir else None
     return _train(model, config, data, path, epochs=epochs, batch_size=batch_size, seed=seed,
                   callbacks=list(callbacks), verbose=verbose, diagnose=diagnose)
+
+
+def _onecycle_max_lr(config: NetworkConfig, data: Dataset, seed: int) -> NetworkConfig:
+    """1cycle's peak LR from the LR finder on this config and data (``minimum`` rule).
+
+    The finder's ``valley`` rule is too cautious for a peak (mnist1d: 1cycle lost to a
+    constant LR with it); a tenth of the LR at the loss minimum is Smith's advice.
+    """
+    from dnnguide.lr_finder import lr_find
+
+    found = lr_find(replace(config, schedule=replace(config.schedule, name="constant")), data,
+                    rule="minimum", seed=seed, verbose=0)
+    keras.utils.set_random_seed(seed)  # the sweep drew numbers; training starts as without it
+    return replace(config, schedule=replace(config.schedule, max_lr=float(found.suggestion)))
+
+
+def _target_stats(data: Dataset):
+    """Training-split mean/std of regression targets (``None`` for classification)."""
+    if data.task != "regression":
+        return None
+    from dnnguide.targets import target_statistics
+
+    return target_statistics(data.y_train)
 
 
 class ExportOnlyWarning(UserWarning):
@@ -472,7 +499,8 @@ def _resume(run_path, *, callbacks, verbose, diagnose, strategy) -> RunResult:
     adapt = data.x_train if (config.standardize_inputs and not data.standardized) else None
     scope = strategy.scope() if strategy is not None else _null_scope()
     with scope:
-        model = build_model(config, data.input_shape, data.n_outputs, data.task, adapt_data=adapt)
+        model = build_model(config, data.input_shape, data.n_outputs, data.task, adapt_data=adapt,
+                            target_stats=_target_stats(data))
     # BackupAndRestore in run/backup restores weights, optimizer state and the epoch counter.
     return _train(model, config, data, run.path, epochs=info["epochs"],
                   batch_size=info["batch_size"], seed=seed, callbacks=list(callbacks),

@@ -138,3 +138,15 @@ def test_overrides_win_and_are_validated():
     assert float(model.optimizer.learning_rate) == pytest.approx(0.005)
     with pytest.raises(ConfigError, match="batch norm"):
         dnnguide.build_model("self_normalizing", (4,), 3, normalization="batch_norm_after")
+
+
+def test_list_presets_by_pattern_and_describe():
+    from dnnguide.presets import describe_preset
+
+    assert dnnguide.list_presets("s*") == ["self_normalizing", "sparse"]
+    assert dnnguide.list_presets("nothing*") == []
+    assert "MC dropout" in describe_preset("risk_sensitive")
+    with pytest.raises(ValueError, match="Did you mean 'sparse'"):
+        describe_preset("sprase")
+    with pytest.raises(TypeError, match="Received: pattern=3"):
+        dnnguide.list_presets(3)

@@ -1,0 +1,119 @@
+"""The data-aware rules: what the rows, features and task of the data change, and why."""
+
+from __future__ import annotations
+
+import pytest
+
+import dnnguide
+from dnnguide.data_rules import DATA_TABLE, DataProfile, choose_batch_norm_momentum, choose_width
+from dnnguide.guidelines import recommend
+from dnnguide.presets import get_preset, recommend_preset
+
+MNIST1D = DataProfile(n_train=3600, n_features=40, task="classification", n_outputs=10)
+BIG = DataProfile(n_train=50_000, n_features=784, task="classification", n_outputs=10)
+DIABETES = DataProfile(n_train=317, n_features=10, task="regression", n_outputs=1)
+
+
+@pytest.mark.parametrize("features, width", [(1, 64), (10, 64), (30, 128), (40, 256),
+                                              (64, 256), (100, 512), (3072, 512)])
+def test_width_is_four_times_the_inputs_as_a_power_of_two_in_64_512(features, width):
+    assert choose_width(DataProfile(1000, features)) == width
+
+
+def test_small_data_gets_weight_decay_and_dropout_with_a_reason_naming_the_rows():
+    rec = recommend(data=MNIST1D)
+    cfg = rec.config
+    assert cfg.width == 256
+    assert cfg.optimizer.name == "adamw" and cfg.optimizer.weight_decay == 0.01
+    assert cfg.regularization.dropout_rate == 0.2
+    assert cfg.regularization.dropout_kind == "standard"
+    assert "3,600 training rows" in rec.reasons["regularization"]
+    assert "weight decay 0.01" in rec.reasons["regularization"]
+    assert "40 input features" in rec.reasons["width"]
+
+
+def test_large_data_is_not_regularized_beyond_the_tables():
+    cfg = recommend(data=BIG).config
+    assert cfg.optimizer.weight_decay == 0.0 and cfg.regularization.dropout_rate == 0.0
+    assert cfg == recommend(width=cfg.width).config  # the tables alone, sized
+
+
+def test_no_data_keeps_the_tables_alone():
+    cfg = recommend().config
+    assert cfg.width == 100 and cfg.optimizer.weight_decay == 0.0
+    assert cfg.regularization.dropout_rate == 0.0 and cfg.optimizer.clipnorm is None
+
+
+def test_self_normalizing_small_data_uses_alpha_dropout_never_weight_decay():
+    rec = recommend(self_normalizing=True, data=MNIST1D)
+    cfg = rec.config
+    assert cfg.activation == "selu"
+    assert cfg.regularization.dropout_kind == "alpha"
+    assert cfg.regularization.dropout_rate == DATA_TABLE["small_data"][0]["alpha_dropout_rate"]
+    assert cfg.optimizer.weight_decay == 0.0
+    assert "AlphaDropout" in rec.reasons["regularization"]
+
+
+def test_risk_sensitive_keeps_mc_dropout_and_both_reasons():
+    rec = recommend(risk_sensitive=True, data=MNIST1D)
+    assert rec.config.regularization.dropout_kind == "mc"
+    assert "MC dropout" in rec.reasons["regularization"]
+    assert "3,600 training rows" in rec.reasons["regularization"]
+
+
+def test_regression_clips_gradients_and_standardizes_the_target():
+    rec = recommend(data=DIABETES)
+    assert rec.config.optimizer.clipnorm == 1.0
+    assert "squared error" in rec.reasons["optimizer"]
+    assert rec.config.standardize_target is True
+    assert rec.config.width == 64
+
+
+def test_batch_norm_momentum_follows_the_epoch_length():
+    # 3,600 rows / 32 = 113 steps per epoch: a horizon of a quarter epoch, ~28 steps.
+    assert choose_batch_norm_momentum(MNIST1D, 32) == pytest.approx(0.965, abs=1e-3)
+    assert choose_batch_norm_momentum(BIG, 32) == 0.99  # capped at Keras' default
+    assert choose_batch_norm_momentum(DIABETES, 32) == 0.9  # floor
+    deep = recommend(depth=20, data=MNIST1D)
+    assert deep.config.batch_norm_momentum == pytest.approx(0.965, abs=1e-3)
+    assert "113 steps" in deep.reasons["batch_norm_momentum"]
+    assert recommend(data=MNIST1D).config.batch_norm_momentum == 0.99  # no BN, untouched
+
+
+def test_user_overrides_win_over_the_data_rules():
+    rec = recommend_preset("default", data=MNIST1D, width=32, dropout_rate=0.0,
+                           weight_decay=0.0)
+    cfg = rec.config
+    assert (cfg.width, cfg.regularization.dropout_rate, cfg.optimizer.weight_decay) == (32, 0, 0)
+    assert rec.reasons["width"].startswith("Set by you")
+
+
+def test_an_optimizer_without_weight_decay_drops_the_rules_decay_and_says_so():
+    rec = recommend_preset("default", data=MNIST1D, optimizer="adam")
+    assert rec.config.optimizer.name == "adam" and rec.config.optimizer.weight_decay == 0.0
+    assert "dropped" in rec.reasons["optimizer.weight_decay"]
+
+
+def test_task_must_match_the_data():
+    with pytest.raises(ValueError, match="contradicts the data"):
+        recommend(task="regression", data=MNIST1D)
+
+
+def test_profile_of_a_dataset(blobs):
+    x, y = blobs
+    data = dnnguide.data.from_arrays(x, y, task="classification")
+    profile = DataProfile.of(data)
+    assert (profile.n_features, profile.n_outputs, profile.task) == (8, 3, "classification")
+    assert profile.n_train == len(data.x_train)
+    with pytest.raises(TypeError, match="Received: data of type list"):
+        DataProfile.of([1, 2])
+
+
+def test_onecycle_gets_its_budget_and_no_early_stopping():
+    rec = recommend_preset("default", data=MNIST1D, schedule="onecycle")
+    cfg = rec.config
+    assert cfg.schedule.name == "onecycle" and cfg.early_stopping.enabled is False
+    assert cfg.epochs == 30 and "never anneals" in rec.reasons["early_stopping"]
+    # An explicit budget or early-stopping choice wins.
+    cfg = get_preset("default", schedule="onecycle", epochs=12, **{"early_stopping.patience": 3})
+    assert cfg.epochs == 12 and cfg.early_stopping.enabled and cfg.early_stopping.patience == 3
