@@ -71,3 +71,16 @@ def _restore(saved: int, capture, keep) -> None:
     if shown:
         sys.stderr.write(shown)
         sys.stderr.flush()
+
+
+# Modules whose classes a saved dnnguide model may hold (registered under the package name
+# "dnnguide"); Keras finds them only once they are imported.
+KERAS_OBJECT_MODULES = ("dnnguide.layers", "dnnguide.optimizers", "dnnguide.schedules",
+                        "dnnguide.targets")
+
+
+def register_keras_objects() -> None:
+    """Import every module that registers Keras classes, so any ``model.keras`` of a run loads."""
+    import_keras()
+    for name in KERAS_OBJECT_MODULES:
+        importlib.import_module(name)

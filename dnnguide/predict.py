@@ -41,6 +41,9 @@ class Predictor:
     """
 
     def __init__(self, path: str | os.PathLike):
+        from dnnguide._startup import register_keras_objects
+
+        register_keras_objects()  # a fresh process knows none of dnnguide's layers/losses yet
         from dnnguide.layers import has_dropout, to_standard_dropout
 
         run = open_run(path)

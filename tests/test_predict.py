@@ -49,7 +49,7 @@ def runs(tmp_path_factory):
                            run_dir=root / "runs", epochs=30, verbose=0, depth=2, width=32)
     reg = dnnguide.fit("default", load_dataset(str(houses), target="price", seed=0),
                        run_dir=root / "runs", epochs=40, verbose=0, depth=2, width=32,
-                       learning_rate=1e-2)
+                       dropout_rate=0.0, learning_rate=1e-2)
     return {"root": root, "wine": wine, "houses": houses, "clf": clf, "reg": reg}
 
 
