@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 
 from dnnguide.config import ConfigError
-from dnnguide.data import DataError, encode_features
+from dnnguide.data import DataError
 from dnnguide.runs import open_run
+from dnnguide.tables import encode_features
 
 
 class Predictor:

@@ -11,13 +11,13 @@ import pytest
 
 from dnnguide.config import ConfigError
 from dnnguide.data import (
-    CategoricalEncodingWarning,
     DataError,
     from_arrays,
     from_spec,
     load_dataset,
     validate_arrays,
 )
+from dnnguide.tables import CategoricalEncodingWarning
 
 
 @pytest.mark.parametrize("name, task, n_outputs, n_features", [
