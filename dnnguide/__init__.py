@@ -18,6 +18,12 @@ import os
 # only a default: a value the user set wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from dnnguide._startup import install_keras_hook  # noqa: E402
+
+# At the first `import keras` (by dnnguide or by you): TensorFlow's start-up lines are filtered
+# from stderr and dnnguide's Keras classes registered, so `keras.saving.load_model` reads runs.
+install_keras_hook()
+
 from dnnguide import runs  # noqa: E402  (light: no Keras)
 from dnnguide.config import (  # noqa: E402
     ConfigError,
