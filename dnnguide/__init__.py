@@ -18,8 +18,14 @@ import os
 # only a default: a value the user set wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from dnnguide import diagnostics, runs, uncertainty  # noqa: E402
-from dnnguide.config import (
+from dnnguide._startup import install_keras_hook  # noqa: E402
+
+# At the first `import keras` (by dnnguide or by you): TensorFlow's start-up lines are filtered
+# from stderr and dnnguide's Keras classes registered, so `keras.saving.load_model` reads runs.
+install_keras_hook()
+
+from dnnguide import runs  # noqa: E402  (light: no Keras)
+from dnnguide.config import (  # noqa: E402
     ConfigError,
     EarlyStoppingConfig,
     NetworkConfig,
@@ -28,54 +34,37 @@ from dnnguide.config import (
     ScheduleConfig,
     replace,
 )
-from dnnguide.data import Dataset, DataError, load_dataset
-from dnnguide.diagnostics import (
-    DiagnosticsCallback,
-    DiagnosticsReport,
-    DiagnosticsWarning,
-    check_model,
-    find_pathologies,
-)
-from dnnguide.guidelines import Recommendation, recommend
-from dnnguide.layers import MCAlphaDropout, MCDropout, to_mc_dropout, to_standard_dropout
-from dnnguide.lr_finder import LRFinderResult, lr_find
-from dnnguide.optimizers import make_optimizer, optimizer_from_config
-from dnnguide.presets import build_model, get_preset, list_presets
-from dnnguide.schedules import (
-    ExponentialSchedule,
-    OneCycleMomentum,
-    OneCycleSchedule,
-    PiecewiseConstantSchedule,
-    PowerSchedule,
-    make_schedule,
-    plot_schedule,
-    training_steps,
-)
-from dnnguide.runs import RunExistsError
-from dnnguide.training import ExportOnlyWarning, InputScaleWarning, RunResult, fit
-from dnnguide.uncertainty import (
-    MCDropoutPredictor,
-    NoDropoutWarning,
-    MCPrediction,
-    brier_score,
-    compare_mc_dropout,
-    expected_calibration_error,
-    mc_predict,
-    negative_log_likelihood,
-    rejection_curve,
-    reliability_diagram,
-)
+from dnnguide.data import Dataset, DataError, load_dataset  # noqa: E402
+from dnnguide.data_rules import DataProfile  # noqa: E402
+from dnnguide.guidelines import Recommendation, recommend  # noqa: E402
+from dnnguide.runs import RunExistsError  # noqa: E402
 
 __version__ = "0.1.0"
 
-# Imported on first use: keras-tuner and tf.distribute are slow to import and not always needed.
-_LAZY = {
-    "tuning": "dnnguide.tuning", "distribute": "dnnguide.distribute",
-    "tune": "dnnguide.tuning", "TuneResult": "dnnguide.tuning", "TuningError": "dnnguide.tuning",
-    "SearchSpace": "dnnguide.tuning", "InvalidTrialError": "dnnguide.tuning",
-    "Choice": "dnnguide.tuning", "Int": "dnnguide.tuning",
-    "Float": "dnnguide.tuning", "Fixed": "dnnguide.tuning", "trials_frame": "dnnguide.tuning",
+# Everything that needs Keras (so TensorFlow, ~5-20 s to import) is imported on first use:
+# `import dnnguide`, `dnnguide --help`, `presets`, `recommend` and `runs` never load it.
+_LAZY_MODULES = {
+    "dnnguide.diagnostics": ["diagnostics", "DiagnosticsCallback", "DiagnosticsReport",
+                             "DiagnosticsWarning", "check_model", "find_pathologies"],
+    "dnnguide.layers": ["MCAlphaDropout", "MCDropout", "to_mc_dropout", "to_standard_dropout"],
+    "dnnguide.lr_finder": ["LRFinderResult", "lr_find"],
+    "dnnguide.optimizers": ["make_optimizer", "optimizer_from_config"],
+    "dnnguide.presets": ["build_model", "describe_preset", "get_preset", "list_presets"],
+    "dnnguide.schedules": ["ExponentialSchedule", "OneCycleMomentum", "OneCycleSchedule",
+                           "PiecewiseConstantSchedule", "PowerSchedule", "make_schedule",
+                           "plot_schedule", "training_steps"],
+    "dnnguide.training": ["RunResult", "fit", "ExportOnlyWarning", "InputScaleWarning"],
+    "dnnguide.predict": ["Predictor", "load_run"],
+    "dnnguide.uncertainty": ["uncertainty", "MCDropoutPredictor", "MCPrediction", "brier_score",
+                             "compare_mc_dropout", "expected_calibration_error", "mc_predict",
+                             "negative_log_likelihood", "rejection_curve",
+                             "reliability_diagram", "NoDropoutWarning"],
+    # keras-tuner and tf.distribute are slow to import and not always needed.
+    "dnnguide.tuning": ["tuning", "tune", "TuneResult", "TuningError", "SearchSpace", "Choice",
+                        "Int", "Float", "Fixed", "trials_frame", "InvalidTrialError"],
+    "dnnguide.distribute": ["distribute"],
 }
+_LAZY = {name: module for module, names in _LAZY_MODULES.items() for name in names}
 
 
 def __getattr__(name):
@@ -83,30 +72,41 @@ def __getattr__(name):
 
     if name not in _LAZY:
         raise AttributeError(f"module 'dnnguide' has no attribute {name!r}")
+    from dnnguide._startup import import_keras
+
+    import_keras()  # first, so TensorFlow's start-up chatter is filtered
     module = importlib.import_module(_LAZY[name])
     value = module if module.__name__ == f"dnnguide.{name}" else getattr(module, name)
     globals()[name] = value
     return value
 
 
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
+
 __all__ = [
     "ConfigError",
     "DataError",
+    "DataProfile",
     "Dataset",
     "EarlyStoppingConfig",
     "MCAlphaDropout",
     "MCDropout",
     "NetworkConfig",
+    "Predictor",
     "OptimizerConfig",
     "Recommendation",
     "RegularizationConfig",
     "RunResult",
     "ScheduleConfig",
     "build_model",
+    "describe_preset",
     "fit",
     "get_preset",
     "list_presets",
     "load_dataset",
+    "load_run",
     "make_optimizer",
     "recommend",
     "replace",

@@ -215,12 +215,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="dnnguide", description="The practical guidelines for training deep dense networks.")
+    parser.add_argument("--version", action="version", version=f"dnnguide {dnnguide.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_train, _add_recommend, _add_presets, _add_runs):
         add(sub)
     for info in sorted(pkgutil.iter_modules(dnnguide.commands.__path__), key=lambda m: m.name):
         importlib.import_module(f"dnnguide.commands.{info.name}").register(sub)
     return parser
+
+
+# Commands that never need Keras (a test checks that TensorFlow stays unimported for them).
+_WITHOUT_KERAS = ("recommend", "presets", "runs")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -235,6 +240,10 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "accepts_overrides", False):
             parser.error(f"unrecognized arguments: {' '.join(rest)}")
         overrides = parse_overrides(rest)
+    if args.command not in _WITHOUT_KERAS:
+        from dnnguide._startup import import_keras
+
+        import_keras()  # before the command's own imports: TensorFlow's start-up chatter filtered
     try:
         return args.func(args, overrides) or 0
     except (ConfigError, DataError, RunExistsError, FileNotFoundError) as exc:

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import pickle
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from dnnguide.config import TASKS, ConfigError, check_choice, check_range
+from dnnguide.config import TASKS, check_choice, check_range
 
 EMBEDDED = ("digits", "breast_cancer", "diabetes", "mnist1d")
 LOCAL = ("fashion_mnist", "cifar10")
@@ -146,32 +147,52 @@ def _cifar10(name: str):
     return x_train, y_train, parts[5][0], parts[5][1], "classification"
 
 
-def _csv(path: str, target: str | None, task: str | None):
-    import pandas as pd
+MIN_ROWS = 20  # below this, a train/validation/test split measures nothing
+MIN_ROWS_PER_CLASS = 3  # two stratified splits (test, then validation) need 3 per class
 
-    if not Path(path).exists():
-        raise DataError(f"CSV file not found: {path!r}")
-    frame = pd.read_csv(path)
-    if target is None or target not in frame.columns:
-        raise ConfigError(f"Argument `target` must be one of the CSV's columns "
-                          f"{list(frame.columns)}. Received: target={target!r}")
-    # pandas 3 stores text as StringDtype, which NumPy's dtype checks cannot read: ask pandas.
-    is_numeric = pd.api.types.is_numeric_dtype
-    target_column = frame.pop(target)
-    non_numeric = [c for c in frame.columns if not is_numeric(frame[c])]
-    if non_numeric:
-        frame = pd.get_dummies(frame, columns=non_numeric, dtype="float32")
-    if task is None:
-        integral = (not is_numeric(target_column)
-                    or pd.api.types.is_integer_dtype(target_column))
-        task = "classification" if integral else "regression"
-    if is_numeric(target_column):
-        y = target_column.to_numpy()
-    else:
-        y = pd.factorize(target_column, sort=True)[0]
-    if task == "classification" and len(np.unique(y)) == 2:
-        task = "binary"
-    return frame.to_numpy("float32"), y, None, None, task
+
+def _plain(value):
+    """A NumPy scalar as the Python value JSON can store."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def _split_counts(n: int, test_fraction: float, val_fraction: float,
+                  has_test: bool) -> tuple[int, ...]:
+    """Rows of each split, rounded as scikit-learn's ``train_test_split`` rounds them."""
+    n_test = 0 if has_test else math.ceil(test_fraction * n)
+    n_val = math.ceil(val_fraction * (n - n_test))
+    n_train = n - n_test - n_val
+    return (n_train, n_val) if has_test else (n_train, n_val, n_test)
+
+
+def check_split_sizes(y, task: str, *, test_fraction: float, val_fraction: float,
+                      has_test: bool = False, source: str = "the data",
+                      class_names: list | None = None) -> None:
+    """Refuse data too small for a train/validation/test split (or for its classes)."""
+    n = len(y)
+    classes, counts = (np.unique(y, return_counts=True) if task != "regression"
+                       else (np.array([0]), np.array([n])))
+    if class_names is not None and task != "regression":
+        classes = np.array([class_names[int(c)] for c in classes], dtype=object)
+    if task != "regression" and len(classes) < 2:
+        raise DataError(f"The target of {source} has a single class ({_plain(classes[0])!r} in "
+                        f"all {n} rows): classification needs at least 2 classes. Check the "
+                        "`target` column, or use task='regression' for a continuous target.")
+    k = len(classes) if task != "regression" else 1
+    needed = MIN_ROWS
+    while min(_split_counts(needed, test_fraction, val_fraction, has_test)) < k:
+        needed += 1  # stratified splits need at least one row of every class in each split
+    if n < needed:
+        per_class = "" if task == "regression" else f" for {len(classes)} classes"
+        raise DataError(f"{source} has {n} rows; a train/validation/test split needs at least "
+                        f"{needed}{per_class} (test_fraction={test_fraction}, "
+                        f"val_fraction={val_fraction}).")
+    if task != "regression" and counts.min() < MIN_ROWS_PER_CLASS:
+        rare = [_plain(c) for c, k in zip(classes, counts) if k < MIN_ROWS_PER_CLASS]
+        raise DataError(f"Class(es) {rare[:10]} of {source} have fewer than {MIN_ROWS_PER_CLASS} "
+                        f"rows (least: {int(counts.min())}); a stratified train/validation/test "
+                        f"split needs at least {MIN_ROWS_PER_CLASS} rows per class. Add rows or "
+                        "merge or drop those classes.")
 
 
 _LOADERS = {"digits": _sklearn, "breast_cancer": _sklearn, "diabetes": _sklearn,
@@ -208,13 +229,24 @@ def load_dataset(
     check_range("val_fraction", val_fraction, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
     if task is not None:
         check_choice("task", task, TASKS)
+    preprocessing: dict[str, Any] = {}
     if isinstance(name, (str, os.PathLike)) and str(name).endswith(".csv"):
-        x, y, x_test, y_test, task = _csv(str(name), target, task)
+        from dnnguide.tables import read_csv
+
+        x, y, x_test, y_test, task, preprocessing = read_csv(str(name), target, task)
         label = Path(name).stem
     else:
+        if isinstance(name, (str, os.PathLike)) and str(name) not in EMBEDDED + LOCAL and (
+                os.path.exists(name) or Path(name).suffix or os.sep in str(name)):
+            raise DataError(f"CSV files must end in .csv (other files and formats are not read). "
+                            f"Received: data={str(name)!r}. Rename the file, or name a built-in "
+                            f"dataset: {list(EMBEDDED + LOCAL)}.")
         check_choice("data", name, EMBEDDED + LOCAL)
         x, y, x_test, y_test, task = _LOADERS[name](name)
         label = name
+    check_split_sizes(np.asarray(y), task, test_fraction=test_fraction, val_fraction=val_fraction,
+                      has_test=x_test is not None, source=str(name),
+                      class_names=preprocessing.get("classes"))
     x = np.asarray(x, "float32")
     if flatten:
         x = x.reshape(len(x), -1)
@@ -236,9 +268,12 @@ def load_dataset(
         std = x_train.std(axis=0)
         std[std == 0] = 1.0  # constant features (digits' blank pixels) stay 0
         x_train, x_val, x_test = ((a - mean) / std for a in (x_train, x_val, x_test))
+        # Recorded so new inputs can be scaled exactly as these were (dnnguide.load_run).
+        preprocessing.update(mean=mean.tolist(), std=std.tolist())
     spec = {"name": str(name), "seed": seed, "standardize": standardize,
             "test_fraction": test_fraction, "val_fraction": val_fraction,
-            "target": target, "task": task, "flatten": flatten}
+            "target": target, "task": task, "flatten": flatten,
+            "preprocessing": preprocessing}
     return Dataset(label, task, n_outputs, x_train, y_train, x_val, y_val, x_test, y_test,
                    standardized=standardize, spec=spec)
 
@@ -246,6 +281,7 @@ def load_dataset(
 def from_spec(spec: dict[str, Any]) -> Dataset:
     """Load a dataset again from the ``spec`` a run recorded."""
     spec = dict(spec)
+    spec.pop("preprocessing", None)  # an output of loading, not an argument
     return load_dataset(spec.pop("name"), **spec)
 
 

@@ -19,14 +19,12 @@ import fnmatch
 from dataclasses import dataclass, field
 from typing import Any
 
-import keras
 import numpy as np
 
 from dnnguide.config import ConfigError, NetworkConfig, TASKS, check_choice, nested_overrides
 from dnnguide.guidelines import (
     DECOUPLED_DECAY_OPTIMIZERS, ONECYCLE_TABLE, Recommendation, recommend,
 )
-from dnnguide.layers import MCAlphaDropout, MCDropout
 
 
 @dataclass(frozen=True)
@@ -173,6 +171,10 @@ def resolve_config(preset_or_config, data=None, **overrides) -> NetworkConfig:
 
 # --------------------------------------------------------------------------- building
 def _dropout_layer(config: NetworkConfig, index: int):
+    import keras  # here, not at the top: `dnnguide presets` must not load TensorFlow
+
+    from dnnguide.layers import MCAlphaDropout, MCDropout
+
     reg = config.regularization
     layer_cls = {
         "standard": keras.layers.Dropout,
@@ -184,6 +186,8 @@ def _dropout_layer(config: NetworkConfig, index: int):
 
 
 def _hidden_block(x, config: NetworkConfig, index: int, units: int):
+    import keras
+
     reg = config.regularization
     regularizer = keras.regularizers.L1L2(l1=reg.l1, l2=reg.l2) if (reg.l1 or reg.l2) else None
     constraint = keras.constraints.MaxNorm(reg.max_norm) if reg.max_norm else None
@@ -209,6 +213,8 @@ def _hidden_block(x, config: NetworkConfig, index: int, units: int):
 
 
 def _head(task: str, n_outputs: int):
+    import keras
+
     check_choice("task", task, TASKS)
     if isinstance(n_outputs, bool) or not isinstance(n_outputs, (int, np.integer)) or n_outputs < 1:
         raise ConfigError(f"Argument `n_outputs` must be a positive integer. "
@@ -259,6 +265,8 @@ def build_model(
     Returns:
         A Keras functional model; its config is attached as ``model.dnnguide_config``.
     """
+    import keras
+
     config = resolve_config(preset_or_config, **overrides)
     activation, loss, metrics = _head(task, n_outputs)
     if input_shape is None:

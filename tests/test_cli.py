@@ -83,3 +83,44 @@ def test_console_script_runs():
     done = subprocess.run([sys.executable, "-m", "dnnguide.cli", "--help"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "train" in done.stdout and "recommend" in done.stdout
+
+
+# Issue 15 point 3: the light commands never import TensorFlow; --version exists.
+_LIGHT_PROBE = """
+import sys
+from dnnguide.cli import main
+for argv in (["--help"], ["presets"], ["presets", "--show", "default"],
+             ["recommend", "--depth", "deep"], ["runs", "--root", sys.argv[1]], ["--version"]):
+    try:
+        main(argv)
+    except SystemExit as done:
+        assert done.code == 0, (argv, done.code)
+heavy = sorted(m for m in ("tensorflow", "keras", "keras_tuner") if m in sys.modules)
+print("HEAVY=" + ",".join(heavy))
+"""
+
+
+def test_light_commands_do_not_import_tensorflow(tmp_path):
+    done = subprocess.run([sys.executable, "-c", _LIGHT_PROBE, str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "HEAVY="
+    assert "risk_sensitive" in done.stdout and "swish" in done.stdout
+    assert "dnnguide 0.1.0" in done.stdout
+
+
+def test_import_dnnguide_does_not_import_tensorflow():
+    probe = ("import sys, dnnguide; dnnguide.recommend(); dnnguide.runs.load('.');"
+             "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120)
+    assert done.stdout.split() == ["False", "False"], done.stderr
+
+
+def test_version_flag(capsys):
+    import dnnguide
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"dnnguide {dnnguide.__version__}"

@@ -10,7 +10,14 @@ import pandas as pd
 import pytest
 
 from dnnguide.config import ConfigError
-from dnnguide.data import DataError, from_arrays, from_spec, load_dataset, validate_arrays
+from dnnguide.data import (
+    DataError,
+    from_arrays,
+    from_spec,
+    load_dataset,
+    validate_arrays,
+)
+from dnnguide.tables import CategoricalEncodingWarning
 
 
 @pytest.mark.parametrize("name, task, n_outputs, n_features", [
@@ -132,3 +139,140 @@ def test_labels_out_of_range_are_refused():
 def test_regression_target_with_classification_task_is_refused():
     with pytest.raises(DataError, match="use task='regression'"):
         from_arrays(np.ones((10, 2)), np.linspace(0, 1, 10), task="classification")
+
+
+# --------------------------------------------------------------------------- CSVs (issue 17)
+def _write_csv(tmp_path, frame, name="table.csv"):
+    path = tmp_path / name
+    frame.to_csv(path, index=False)
+    return str(path)
+
+
+def _wine_like(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"alcohol": rng.normal(13, 1, n), "ash": rng.normal(2.4, 0.3, n),
+                         "hue": rng.normal(1, 0.2, n), "magnesium": rng.integers(70, 160, n),
+                         "color": rng.normal(5, 2, n), "proline": rng.normal(750, 300, n),
+                         "cultivar": rng.choice(["barolo", "grignolino", "barbera"], n)})
+
+
+def test_csv_numeric_column_with_a_stray_text_cell_is_refused(tmp_path):
+    frame = _wine_like().astype({"ash": object})
+    frame.loc[4, "ash"] = "abc"
+    path = _write_csv(tmp_path, frame)
+    # Before: "abc" made `ash` a text column: 60 one-hot columns, and training went on.
+    with pytest.raises(DataError, match=r"Column 'ash' .* numeric except for 1 cells "
+                                        r"\(line 6: 'abc'\)"):
+        load_dataset(path, target="cultivar")
+
+
+def test_csv_identifier_column_is_not_one_hot_encoded(tmp_path):
+    frame = _wine_like()
+    frame["sample_id"] = [f"s{i:03d}" for i in range(len(frame))]
+    with pytest.raises(DataError, match=r"Column 'sample_id' .* 60 distinct values in 60 rows.*"
+                                        r"not clearly categorical"):
+        load_dataset(_write_csv(tmp_path, frame), target="cultivar")
+
+
+def test_csv_categorical_column_is_encoded_and_reported(tmp_path):
+    frame = _wine_like()
+    frame["region"] = np.resize(["north", "south", "east"], len(frame))
+    with pytest.warns(CategoricalEncodingWarning,
+                      match=r"'region' -> 3 columns \(east, north, south\)"):
+        ds = load_dataset(_write_csv(tmp_path, frame), target="cultivar", standardize=False)
+    prep = ds.spec["preprocessing"]
+    assert prep["categorical"] == {"region": ["east", "north", "south"]}
+    assert ds.input_shape == (6 + 3,)
+    assert prep["classes"] == ["barbera", "barolo", "grignolino"]
+    # One 1 per row among the three region columns, at the right place.
+    onehot = ds.x_train[:, 6:]
+    assert set(onehot.sum(axis=1)) == {1.0}
+
+
+def test_csv_nan_is_reported_with_file_lines_and_columns(tmp_path):
+    frame = _wine_like(n=500)
+    frame.loc[10, "hue"] = np.nan
+    frame.loc[20, "proline"] = np.inf
+    # Before: the check ran after standardization (NaN mean) and blamed all 409 training rows.
+    with pytest.raises(DataError, match=r"NaN or inf in 2 rows \(line 12: \['hue'\]; "
+                                        r"line 22: \['proline'\]\)"):
+        load_dataset(_write_csv(tmp_path, frame), target="cultivar")
+
+
+@pytest.mark.parametrize("rows, message", [
+    (3, r"has 3 rows; a train/validation/test split needs at least 20"),
+    (10, r"has 10 rows; a train/validation/test split needs at least 20"),
+])
+def test_csv_with_too_few_rows_names_the_minimum(tmp_path, rows, message):
+    frame = _wine_like(n=rows)
+    frame["cultivar"] = np.resize(["a", "b"], rows)
+    with pytest.raises(DataError, match=message):
+        load_dataset(_write_csv(tmp_path, frame), target="cultivar")
+
+
+def test_csv_empty_and_header_only_files(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(DataError, match=r"is empty.*header row.*at least 20 data rows"):
+        load_dataset(str(empty), target="y")
+    header = tmp_path / "header.csv"
+    header.write_text("a,b,y\n")
+    with pytest.raises(DataError, match=r"header but no data rows; it needs at least 20 rows"):
+        load_dataset(str(header), target="y")
+
+
+def test_csv_class_with_a_single_row_is_refused(tmp_path):
+    frame = _wine_like(n=60)
+    frame.loc[7, "cultivar"] = "nebbiolo"
+    with pytest.raises(DataError, match=r"Class\(es\) \['nebbiolo'\] .* fewer than 3 rows "
+                                        r"\(least: 1\).*at least 3 rows per class"):
+        load_dataset(_write_csv(tmp_path, frame), target="cultivar")
+
+
+def test_csv_single_class_target_is_refused(tmp_path):
+    frame = _wine_like(n=60)
+    frame["cultivar"] = "barolo"
+    # Before: trained to accuracy 1.0.
+    with pytest.raises(DataError, match=r"single class \('barolo' in all 60 rows\).*at least 2"):
+        load_dataset(_write_csv(tmp_path, frame), target="cultivar")
+
+
+def test_many_classes_need_more_rows(tmp_path):
+    def frame(n):
+        rng = np.random.default_rng(0)
+        return pd.DataFrame({"a": rng.normal(size=n), "y": np.resize(np.arange(20), n)})
+
+    # 20 classes: the validation split (10% of the rest) needs one row of each.
+    with pytest.raises(DataError, match=r"has 238 rows; .* needs at least 239 for 20 classes"):
+        load_dataset(_write_csv(tmp_path, frame(238)), target="y")
+    ds = load_dataset(_write_csv(tmp_path, frame(239), "ok.csv"), target="y")  # the minimum works
+    assert len(np.unique(ds.y_val)) == 20
+
+
+def test_path_without_csv_suffix_is_told_to_end_in_csv(tmp_path):
+    path = tmp_path / "table.txt"
+    _wine_like().to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"CSV files must end in .csv.*Received: data='.*table.txt'"):
+        load_dataset(str(path), target="cultivar")
+
+
+def test_integer_labels_become_codes_and_keep_their_names(tmp_path):
+    frame = _wine_like()
+    frame["cultivar"] = frame["cultivar"].map({"barolo": 1, "grignolino": 2, "barbera": 3})
+    ds = load_dataset(_write_csv(tmp_path, frame), target="cultivar", seed=1)
+    # Before: labels 1..3 gave a 4-class model with an unused class 0.
+    assert ds.n_outputs == 3 and set(np.unique(ds.y_train)) == {0, 1, 2}
+    assert ds.spec["preprocessing"]["classes"] == [1, 2, 3]
+
+
+def test_standardization_statistics_are_recorded(tmp_path):
+    frame = _wine_like()
+    path = _write_csv(tmp_path, frame)
+    raw = load_dataset(path, target="cultivar", standardize=False, seed=2)
+    ds = load_dataset(path, target="cultivar", seed=2)
+    prep = ds.spec["preprocessing"]
+    mean, std = np.asarray(prep["mean"], "float32"), np.asarray(prep["std"], "float32")
+    np.testing.assert_array_equal((raw.x_test - mean) / std, ds.x_test)
+    assert prep["columns"] == ["alcohol", "ash", "hue", "magnesium", "color", "proline"]
+    again = from_spec(ds.spec)  # the recorded statistics do not disturb reloading
+    np.testing.assert_array_equal(again.x_val, ds.x_val)

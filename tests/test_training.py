@@ -171,3 +171,66 @@ def test_checkpoints_are_throttled_and_resume_repeats_only_unsaved_epochs(tmp_pa
     result = dnnguide.fit(resume=run_path, verbose=0)
     assert list(result.history["epoch"]) == [0, 1, 2]
     assert len(pd.read_csv(run_path / "training_log.csv")) == 4  # 2 before the crash + 2
+
+
+# --------------------------------------------------------------------------- plots (issue 15.5)
+def _history(n, loss_start, val_best):
+    loss = loss_start * 0.5 ** np.arange(n)
+    val = np.abs(np.arange(n) - (val_best - 1)) * 0.01 + loss.min()
+    return pd.DataFrame({"epoch": range(n), "loss": loss, "accuracy": np.linspace(0.5, 1, n),
+                         "val_loss": val, "val_accuracy": np.linspace(0.4, 0.9, n),
+                         "learning_rate": 1e-3 * 0.1 ** (np.arange(n) // 4)})
+
+
+def _labels(ax):
+    return [line.get_label() for line in ax.get_lines()]
+
+
+def test_learning_curves_mark_best_epoch_early_stop_and_lr():
+    from dnnguide.training import learning_curves_figure
+
+    fig = learning_curves_figure(_history(10, 4.0, val_best=4), epochs=30)
+    loss_ax, acc_ax, lr_ax = fig.axes
+    assert loss_ax.get_yscale() == "log"  # 4.0 down to 0.008: three decades
+    assert (loss_ax.get_xlabel(), loss_ax.get_ylabel()) == ("epoch", "loss")
+    assert (acc_ax.get_ylabel(), acc_ax.get_yscale()) == ("accuracy", "linear")
+    for ax in (loss_ax, acc_ax, lr_ax):
+        assert "best epoch (4)" in _labels(ax)
+        assert "early stop (epoch 10 of 30)" in _labels(ax)
+    assert (lr_ax.get_ylabel(), lr_ax.get_yscale()) == ("learning rate", "log")
+    np.testing.assert_allclose(lr_ax.get_lines()[0].get_ydata()[[0, 4, 8]], [1e-3, 1e-4, 1e-5])
+
+
+def test_learning_curves_without_early_stop_stay_linear():
+    from dnnguide.training import learning_curves_figure
+
+    history = _history(6, 1.0, val_best=6)
+    history["loss"] = np.linspace(1.0, 0.5, 6)  # within a decade
+    history["val_loss"] = np.linspace(0.9, 0.6, 6)
+    history["learning_rate"] = 1e-3
+    fig = learning_curves_figure(history, epochs=6)
+    loss_ax, _, lr_ax = fig.axes
+    assert loss_ax.get_yscale() == "linear" and lr_ax.get_yscale() == "linear"
+    assert "best epoch (6)" in _labels(loss_ax)
+    assert not [label for label in _labels(loss_ax) if label.startswith("early stop")]
+
+
+def test_onecycle_run_saves_its_schedule_plot(blobs, tmp_path):
+    import matplotlib.image
+
+    from dnnguide.schedules import plot_schedule
+
+    x, y = blobs
+    result = dnnguide.fit("default", (x, y), run_dir=tmp_path / "runs", epochs=2, verbose=0,
+                          schedule="onecycle", **SMALL)
+    saved = result.run_dir / "plots" / "onecycle_schedule.png"
+    schedule = result.config.schedule
+    assert schedule.total_steps == 2 * int(np.ceil(len(result.data.x_train) / 32))
+    # The plot is the schedule this run followed (its steps and peak), pixel for pixel.
+    plot_schedule(schedule, result.config.optimizer.learning_rate, schedule.total_steps,
+                  tmp_path / "expected.png")
+    np.testing.assert_array_equal(matplotlib.image.imread(saved),
+                                  matplotlib.image.imread(tmp_path / "expected.png"))
+    plain = dnnguide.fit("default", (x, y), run_dir=tmp_path / "runs", epochs=1, verbose=0,
+                         **SMALL)
+    assert not (plain.run_dir / "plots" / "onecycle_schedule.png").exists()
