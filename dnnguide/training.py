@@ -235,6 +235,9 @@ def fit(
             steps = training_steps(len(data.x_train), per_step, epochs)
             config = replace(config, schedule=replace(config.schedule, total_steps=steps))
         _check_input_scale(config, data)
+        from dnnguide.compress.finalize import check_requirements  # before any training
+
+        check_requirements(config)
         adapt = data.x_train if (config.standardize_inputs and not data.standardized) else None
         scope = strategy.scope() if strategy is not None else _null_scope()
         with scope:

@@ -9,6 +9,7 @@ scores join ``metrics.json`` (``pruned_test_accuracy``, ``folded_test_accuracy``
 
 from __future__ import annotations
 
+from importlib.util import find_spec
 from pathlib import Path
 
 from dnnguide.compress.common import gzip_size, score, write_new_bytes
@@ -17,6 +18,28 @@ from dnnguide.compress.common import gzip_size, score, write_new_bytes
 def compression_requested(config) -> bool:
     return bool(config.pruning_sparsity > 0 or config.fold_batch_norm
                 or config.precision != "float32")
+
+
+def check_requirements(config) -> None:
+    """Refuse, before training, a config whose compression needs packages that are missing.
+
+    Uses ``find_spec``, which does not import: importing TF-MOT would switch
+    ``TF_USE_LEGACY_KERAS`` on for the process.
+    """
+    if config is None or not compression_requested(config):
+        return
+    needed = {}
+    if config.pruning_sparsity > 0:
+        needed.update({"tensorflow_model_optimization": "tensorflow-model-optimization",
+                       "tf_keras": "tf-keras"})
+    if config.precision != "float32":
+        needed["ai_edge_litert"] = "ai-edge-litert"
+    missing = [package for module, package in needed.items() if find_spec(module) is None]
+    if missing:
+        raise ImportError(
+            f"Configuration {config.name!r} asks for pruning_sparsity={config.pruning_sparsity}, "
+            f"precision={config.precision!r}, which need {missing}: "
+            'pip install "dnnguide[compress]"')
 
 
 def prune_epochs(config) -> int:
