@@ -82,3 +82,28 @@ def test_sparse_preset_from_the_cli_then_compress_never_overwrites(tmp_path):
     assert abs(report.loc["tflite int8", "test_accuracy"]
                - report.loc["float", "test_accuracy"]) <= 0.02
     assert (first / "plots" / "size_vs_accuracy.png").stat().st_size > 1000
+
+
+def test_compress_recipe_quick(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "recipes" / "compress.py"
+    spec = importlib.util.spec_from_file_location("recipe_compress", path)
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    report = recipe.main(["--quick", "--run-dir", str(tmp_path)])
+    (run,) = tmp_path.iterdir()
+    saved = __import__("pandas").read_csv(run / "compression.csv")
+    assert list(saved["variant"]) == list(report["variant"]) == [
+        "float", "pruned", "pruned+folded", "tflite float32", "tflite pruned+dynamic",
+        "tflite pruned+float16", "tflite pruned+int8"]
+    rows = saved.set_index("variant")
+    assert abs(rows.loc["pruned", "sparsity"] - 0.8) <= 0.01
+    assert abs(rows.loc["pruned+folded", "test_accuracy"]
+               - rows.loc["pruned", "test_accuracy"]) <= 1 / 360
+    assert rows.loc["tflite pruned+int8", "gzip_ratio"] > rows.loc["tflite float32", "gzip_ratio"]
+    assert (run / "plots" / "size_vs_accuracy.png").read_bytes()[:4] == b"\x89PNG"
+    assert sorted(p.name for p in (run / "compressed").iterdir()) == [
+        "model_float32.tflite", "model_pruned.keras", "model_pruned_dynamic.tflite",
+        "model_pruned_float16.tflite", "model_pruned_folded.keras", "model_pruned_int8.tflite"]
