@@ -71,6 +71,7 @@ _LAZY = {
     "tune": "dnnguide.tuning", "TuneResult": "dnnguide.tuning", "TuningError": "dnnguide.tuning",
     "SearchSpace": "dnnguide.tuning", "Choice": "dnnguide.tuning", "Int": "dnnguide.tuning",
     "Float": "dnnguide.tuning", "Fixed": "dnnguide.tuning", "trials_frame": "dnnguide.tuning",
+    "compress": "dnnguide.compress",  # TF-only; TF-MOT itself loads only when pruning/QAT run
 }
 
 
@@ -150,4 +151,6 @@ __all__ = [
     "to_mc_dropout",
     "to_standard_dropout",
     "uncertainty",
+    # compression (pruning, quantization, BN folding, export; imported on first use)
+    "compress",
 ]
