@@ -28,7 +28,8 @@ def register(subparsers) -> None:
     p.add_argument("--qat", action="store_true", help="also quantization-aware training (int8)")
     p.add_argument("--fold-bn", action="store_true", help="fold batch norm into the Dense layers")
     p.add_argument("--format", choices=["litert", "onnx"], default="litert",
-                   help="export format of the final model (default litert: .tflite files)")
+                   help="litert (default): the .tflite files; onnx: also model.onnx of the last "
+                        "float Keras variant (pruned / folded)")
     p.add_argument("--repeats", type=int, default=20, help="timed single-sample predictions")
     p.set_defaults(func=_run)
 
@@ -65,13 +66,11 @@ def _run(args, _overrides) -> int:
     for name, variant in result.keras_models.items():
         if name != "float":
             atomic_save_model(variant, out / f"model_{name.replace('+', '_')}.keras")
-    if args.format == "litert":
-        for name, content in result.tflite.items():
-            slug = name.removeprefix("tflite ").replace("+", "_").replace(" ", "_")
-            write_new_bytes(out / f"model_{slug}.tflite", content)
-    else:
-        final = [m for n, m in result.keras_models.items() if n != "float"] or [model]
-        export(final[-1], out / "model.onnx", format="onnx")
+    for name, content in result.tflite.items():
+        slug = name.removeprefix("tflite ").replace("+", "_").replace(" ", "_")
+        write_new_bytes(out / f"model_{slug}.tflite", content)
+    if args.format == "onnx":  # the last float Keras variant (pruned, folded) as ONNX too
+        export(list(result.keras_models.values())[-1], out / "model.onnx", format="onnx")
     report = result.report
     atomic_write_text(out / "report.csv", report.to_csv(index=False))
     plot_size_vs_accuracy(report, out / "plots" / "size_vs_accuracy.png")

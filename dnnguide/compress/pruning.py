@@ -32,6 +32,8 @@ from dnnguide.compress.common import model_task, resolve_data, sparsity, trainin
 from dnnguide.config import check_choice, check_range
 
 SCHEDULES = ("polynomial", "constant")
+#: Fraction of the fine-tuning steps after which the polynomial schedule reaches the target.
+POLYNOMIAL_END = 2 / 3
 
 
 class SelfNormalizingError(ValueError):
@@ -116,7 +118,7 @@ def prune(
     # target on a small dataset, so several updates per epoch. The polynomial schedule reaches
     # the target after two thirds of the steps, leaving the rest to recover at full sparsity.
     frequency = max(1, min(100, steps_per_epoch // 4))
-    end_step = max(frequency, (int(total * 2 / 3) // frequency) * frequency)
+    end_step = max(frequency, (int(total * POLYNOMIAL_END) // frequency) * frequency)
     sched = tfmot.sparsity.keras
     pruning_schedule = (
         sched.PolynomialDecay(0.0, target_sparsity, begin_step=0, end_step=end_step,
