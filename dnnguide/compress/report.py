@@ -161,9 +161,10 @@ def plot_size_vs_accuracy(frame, path, *, overwrite: bool = False):
     for kind, marker in (("keras", "o"), ("tflite", "s")):
         part = frame[frame["format"] == kind]
         ax.scatter(part["gzip_bytes"] / 1024, part[metric], marker=marker, label=kind)
-    for _, row in frame.iterrows():
+    for index, (_, row) in enumerate(frame.iterrows()):
+        # Alternate above/below: float Keras and float32 TFLite often sit on the same spot.
         ax.annotate(row["variant"], (row["gzip_bytes"] / 1024, row[metric]), fontsize=7,
-                    xytext=(3, 3), textcoords="offset points")
+                    xytext=(3, 4 if index % 2 == 0 else -10), textcoords="offset points")
     ax.set_xscale("log")
     ax.set_xlabel("gzip size (KiB, log scale)")
     ax.set_ylabel(metric.replace("_", " "))
