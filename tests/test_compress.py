@@ -192,7 +192,9 @@ def test_export_onnx_and_litert_never_overwrite(digits_run, tmp_path):
     with pytest.raises(RunExistsError, match="never overwrite"):
         export(model, onnx_path, format="onnx")
     assert onnx_path.read_bytes() == first
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "model.tflite"]
+    saved = export(model, tmp_path / "saved", format="saved_model")
+    assert (saved / "saved_model.pb").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "model.tflite", "saved"]
 
 
 def test_compression_report_measures_every_variant(digits_run, tmp_path):
