@@ -53,7 +53,7 @@ _LAZY_MODULES = {
     "dnnguide.schedules": ["ExponentialSchedule", "OneCycleMomentum", "OneCycleSchedule",
                            "PiecewiseConstantSchedule", "PowerSchedule", "make_schedule",
                            "plot_schedule", "training_steps"],
-    "dnnguide.training": ["RunResult", "fit", "ExportOnlyWarning", "InputScaleWarning"],
+    "dnnguide.training": ["RunResult", "fit", "InputScaleWarning"],
     "dnnguide.predict": ["Predictor", "load_run"],
     "dnnguide.uncertainty": ["uncertainty", "MCDropoutPredictor", "MCPrediction", "brier_score",
                              "compare_mc_dropout", "expected_calibration_error", "mc_predict",
@@ -63,6 +63,8 @@ _LAZY_MODULES = {
     "dnnguide.tuning": ["tuning", "tune", "TuneResult", "TuningError", "SearchSpace", "Choice",
                         "Int", "Float", "Fixed", "trials_frame", "InvalidTrialError"],
     "dnnguide.distribute": ["distribute"],
+    # TF-only; TF-MOT itself loads only when pruning or QAT runs
+    "dnnguide.compress": ["compress"],
 }
 _LAZY = {name: module for module, names in _LAZY_MODULES.items() for name in names}
 
@@ -154,9 +156,10 @@ __all__ = [
     "to_mc_dropout",
     "to_standard_dropout",
     "uncertainty",
+    # compression (pruning, quantization, BN folding, export; imported on first use)
+    "compress",
     # warning and error classes (ConfigError, DataError, TuningError are listed above)
     "DiagnosticsWarning",
-    "ExportOnlyWarning",
     "InputScaleWarning",
     "InvalidTrialError",
     "NoDropoutWarning",

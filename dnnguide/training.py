@@ -281,7 +281,9 @@ def fit(
             steps = training_steps(len(data.x_train), per_step, epochs)
             config = replace(config, schedule=replace(config.schedule, total_steps=steps))
         _check_input_scale(config, data)
-        _warn_export_fields(config)
+        from dnnguide.compress.finalize import check_requirements  # before any training
+
+        check_requirements(config)
         adapt = data.x_train if (config.standardize_inputs and not data.standardized) else None
         scope = strategy.scope() if strategy is not None else _null_scope()
         with scope:
@@ -310,25 +312,6 @@ def _onecycle_max_lr(config: NetworkConfig, data: Dataset, seed: int) -> Network
                     rule="minimum", seed=seed, verbose=0)
     keras.utils.set_random_seed(seed)  # the sweep drew numbers; training starts as without it
     return replace(config, schedule=replace(config.schedule, max_lr=float(found.suggestion)))
-
-
-class ExportOnlyWarning(UserWarning):
-    """Config fields that training records but only the compression step applies."""
-
-
-def _warn_export_fields(config: NetworkConfig) -> None:
-    pending = []
-    if config.pruning_sparsity > 0:
-        pending.append(f"pruning_sparsity={config.pruning_sparsity} (magnitude pruning)")
-    if config.fold_batch_norm:
-        pending.append("fold_batch_norm=True")
-    if config.precision != "float32":
-        pending.append(f"precision={config.precision!r}")
-    if pending:
-        warnings.warn(
-            f"{', '.join(pending)}: recorded in the run's config, but applied at export by the "
-            "compression step (dnnguide.compress, TFMOT/TFLite), not by fit(); this run trains "
-            "the float32 network with its L1/batch-norm settings.", ExportOnlyWarning, stacklevel=3)
 
 
 def _check_model_outputs(model: keras.Model, data: Dataset) -> None:
@@ -391,6 +374,10 @@ def _train(model, config, data: Dataset, path: Path | None, *, epochs, batch_siz
     history = _history_frame(keras_history, path)
     metrics = _final_metrics(model, data, history, batch_size, evaluate=evaluate)
     metrics["train_time_s"] = round(train_time, 3)
+    if path is not None and config is not None:
+        from dnnguide.compress.finalize import finalize_run  # {} unless pruning/folding/8-bit
+
+        metrics.update(finalize_run(model, config, data, path))
     if path is not None:
         atomic_write_text(path / "history.csv", history.to_csv(index=False))
         atomic_write_json(path / "metrics.json", metrics)

@@ -138,13 +138,6 @@ def test_unstandardized_inputs_warn_for_selu(blobs):
                      standardize_inputs=False, **SMALL)
 
 
-def test_export_only_fields_are_announced_not_silently_ignored(blobs):
-    from dnnguide.training import ExportOnlyWarning
-
-    with pytest.warns(ExportOnlyWarning, match="pruning_sparsity=0.8"):
-        dnnguide.fit("sparse", blobs, run_dir=None, epochs=1, verbose=0, **SMALL)
-
-
 def test_mc_dropout_runs_report_the_averaged_prediction(blobs):
     result = dnnguide.fit("risk_sensitive", blobs, run_dir=None, epochs=3, verbose=0, **SMALL)
     metrics = result.metrics
