@@ -116,7 +116,7 @@ def compression_report(variants: dict, data, *, task: str | None = None, repeats
     from dnnguide.compress.quantize import LiteRTModel
 
     check_range("repeats", repeats, 1, integer=True)
-    from dnnguide.training import as_dataset
+    from dnnguide.data import as_dataset
 
     data = as_dataset(data, 0, task)
     task = task or data.task
