@@ -19,6 +19,8 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from dnnguide import diagnostics, runs, uncertainty  # noqa: E402
+# This makes `dnnguide.audit` the function; the module stays `from dnnguide.audit import ...`.
+from dnnguide.audit import AuditReport, audit  # noqa: E402
 from dnnguide.config import (
     ConfigError,
     EarlyStoppingConfig,
@@ -150,4 +152,7 @@ __all__ = [
     "to_mc_dropout",
     "to_standard_dropout",
     "uncertainty",
+    # audit
+    "AuditReport",
+    "audit",
 ]
