@@ -320,6 +320,23 @@ def test_nested_sequential_inside_a_functional_model():
     assert only(audit(model), "initializer").layers == ("h1",)
 
 
+def test_canary_keras_functional_graph_internals():
+    # graph.py reads Keras' private graph (make_node_key, _nodes, _inbound_nodes, _keras_history):
+    # if a Keras release renames them, this fails first and names what moved.
+    from keras.src.ops.function import make_node_key
+
+    inputs = keras.Input((4,))
+    hidden = L.Dense(4, name="h")
+    model = keras.Model(inputs, L.Dense(2)(hidden(inputs)))
+    assert make_node_key(hidden, 0) in model._nodes
+    (node,) = hidden._inbound_nodes
+    assert node.input_tensors[0]._keras_history.operation is model.layers[0]
+    from dnnguide.audit.graph import ModelView
+
+    view = ModelView(model)
+    assert [layer.name for layer in view.successors(hidden)] == [model.layers[-1].name]
+
+
 # --------------------------------------------------------------------------- report
 def test_report_table_json_and_fixed_config():
     model = build_model("default", (8,), 3, activation="tanh",

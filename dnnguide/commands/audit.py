@@ -70,6 +70,7 @@ def _audit(args, _overrides) -> int:
 def _load(path):
     """The model, and the run's config and task when it sits in a run directory."""
     import json
+    import warnings
 
     import keras
 
@@ -78,7 +79,9 @@ def _load(path):
     import dnnguide.schedules  # noqa: F401
     from dnnguide.config import NetworkConfig
 
-    model = keras.saving.load_model(path)
+    with warnings.catch_warnings():  # the audit reads the optimizer's settings, not its state
+        warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
+        model = keras.saving.load_model(path)
     config = task = None
     if (path.parent / "config.json").is_file():
         config = NetworkConfig.from_json((path.parent / "config.json").read_text())
