@@ -182,6 +182,8 @@ def test_unstandardized_inputs_from_a_data_sample():
     assert audit(stack(norm, L.Dense(1)), z * 100 + 50).items == []
     # A Rescaling layer first counts with its scale: x / 100 is standardized here.
     assert audit(stack(L.Rescaling(0.01), L.Dense(1)), z * 100).items == []
+    tokens = np.random.default_rng(0).integers(0, 100, (50, 8))  # ids are looked up, not scaled
+    assert audit(stack(L.Embedding(100, 4), L.Flatten(), L.Dense(1)), tokens).items == []
 
 
 def test_unstandardized_regression_target():

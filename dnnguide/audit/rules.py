@@ -280,6 +280,11 @@ def _far(mean, std) -> bool:
                 or (std.size and (std.min() < STD_RANGE[0] or std.max() > STD_RANGE[1])))
 
 
+_CATEGORICAL_INPUTS = (keras.layers.Embedding, keras.layers.CategoryEncoding, keras.layers.Hashing,
+                       keras.layers.IntegerLookup, keras.layers.StringLookup,
+                       keras.layers.Discretization)
+
+
 def inputs_not_standardized(ctx: Context) -> list[Finding]:
     view = ctx.view
     roots = [layer for layer in view.layers if not view.predecessors(layer)]
@@ -290,6 +295,8 @@ def inputs_not_standardized(ctx: Context) -> list[Finding]:
     while current is not None:
         if isinstance(current, (keras.layers.Normalization,) + _NORMALIZATION):
             return []  # the model standardizes its own inputs
+        if isinstance(current, _CATEGORICAL_INPUTS):
+            return []  # token ids / category codes are looked up, not scaled
         if isinstance(current, keras.layers.Rescaling):
             s, o = np.asarray(current.scale, "float64"), np.asarray(current.offset, "float64")
             scale, offset = scale * s, offset * s + o
