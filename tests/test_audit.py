@@ -322,6 +322,16 @@ def test_nested_sequential_inside_a_functional_model():
     assert only(audit(model), "initializer").layers == ("h1",)
 
 
+def test_docstring_examples_run():
+    import doctest
+    import sys
+
+    for name in ("dnnguide.audit", "dnnguide.audit.core", "dnnguide.audit.graph",
+                 "dnnguide.audit.report", "dnnguide.audit.rules"):
+        result = doctest.testmod(sys.modules[name])
+        assert result.failed == 0 and result.attempted > 0, name
+
+
 def test_canary_keras_functional_graph_internals():
     # graph.py reads Keras' private graph (make_node_key, _nodes, _inbound_nodes, _keras_history):
     # if a Keras release renames them, this fails first and names what moved.

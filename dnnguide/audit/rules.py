@@ -4,6 +4,12 @@ The reasons come from the tables :func:`dnnguide.recommend` applies (``dnnguide.
 looked up by key in :data:`REASON_KEYS`; the few facts those tables do not state yet are in
 :data:`LOCAL_REASONS`. Fixes are config overrides (for ``build_model``) plus the same change
 in plain Keras code.
+
+Example:
+    >>> reason("init.lecun") == guidelines.SELF_NORMALIZING_TABLE["kernel_initializer"][1]
+    True
+    >>> sorted(RULES)[:3]
+    ['adamw_with_l2', 'bn_not_foldable', 'deep_saturating_stack']
 """
 
 from __future__ import annotations
