@@ -312,6 +312,11 @@ def test_subclassed_model_is_read_as_a_stack():
     net.compile("adam", "binary_crossentropy")
     report = audit(net)
     assert set(report.rules) == {"output_loss", "initializer", "layer_order_assumed"}
+    # An unbuilt Sequential (no Input) is a stack by definition: nothing assumed.
+    unbuilt = keras.Sequential([L.Dense(16, "relu", kernel_initializer="lecun_normal"),
+                                L.Dense(3, "softmax")])
+    unbuilt.compile("adam", "binary_crossentropy")
+    assert set(audit(unbuilt).rules) == {"output_loss", "initializer"}
 
 
 def test_nested_sequential_inside_a_functional_model():

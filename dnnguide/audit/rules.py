@@ -150,7 +150,7 @@ def selu_conditions(ctx: Context) -> list[Finding]:
         findings.append(Finding(
             "selu_batch_norm", "error", _names(norms), reason("selu.normalization"),
             {"normalization": "none"}, "remove the normalization layers from the SELU stack"))
-    penalized = [k for k in view.kernel_layers if _penalties(k)]
+    penalized = [k for k in ctx.selu if _penalties(k)]
     if penalized:
         kinds = sorted({p for k in penalized for p in _penalties(k)})
         findings.append(Finding(
