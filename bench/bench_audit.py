@@ -38,7 +38,7 @@ def main(argv=None) -> None:
 
     import keras
 
-    from dnnguide.audit import audit
+    from dnnguide.auditing import audit
     from dnnguide.presets import build_model
 
     print(f"{'model':<30} {'build_model ms':>14} {'audit ms':>9} {'audit/build':>12}")

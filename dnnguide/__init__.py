@@ -19,8 +19,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from dnnguide import diagnostics, runs, uncertainty  # noqa: E402
-# This makes `dnnguide.audit` the function; the module stays `from dnnguide.audit import ...`.
-from dnnguide.audit import AuditReport, audit  # noqa: E402
+from dnnguide.auditing import AuditReport, audit  # noqa: E402
 from dnnguide.config import (
     ConfigError,
     EarlyStoppingConfig,

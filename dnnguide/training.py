@@ -346,7 +346,7 @@ def _train(model, config, data: Dataset, path: Path | None, *, epochs, batch_siz
 def _audit_before_training(model, config, callbacks) -> None:
     """Audit the model and callbacks (static, milliseconds): a dnnguide model with an error
     finding is a dnnguide bug (AuditError); a user's model gets a warning with the findings."""
-    from dnnguide.audit import AuditWarning, audit
+    from dnnguide.auditing import AuditWarning, audit
 
     report = audit(model, callbacks=callbacks, config=config)
     if config is not None:

@@ -13,8 +13,8 @@ import pytest
 
 import dnnguide
 from dnnguide import guidelines
-from dnnguide.audit import AuditError, AuditWarning, audit
-from dnnguide.audit.rules import LOCAL_REASONS, REASON_KEYS, reason
+from dnnguide.auditing import AuditError, AuditWarning, audit
+from dnnguide.auditing.rules import LOCAL_REASONS, REASON_KEYS, reason
 from dnnguide.cli import main
 from dnnguide.presets import build_model
 
@@ -327,12 +327,20 @@ def test_nested_sequential_inside_a_functional_model():
     assert only(audit(model), "initializer").layers == ("h1",)
 
 
+def test_the_function_does_not_shadow_its_module():
+    # `dnnguide.audit` is the function; a package of the same name would be unreachable by
+    # `import dnnguide.audit.rules as r` (ImportError), hence the module name `auditing`.
+    import dnnguide.auditing.rules as rules
+
+    assert dnnguide.audit is audit and rules.RULES
+
+
 def test_docstring_examples_run():
     import doctest
     import sys
 
-    for name in ("dnnguide.audit", "dnnguide.audit.core", "dnnguide.audit.graph",
-                 "dnnguide.audit.report", "dnnguide.audit.rules"):
+    for name in ("dnnguide.auditing", "dnnguide.auditing.core", "dnnguide.auditing.graph",
+                 "dnnguide.auditing.report", "dnnguide.auditing.rules"):
         result = doctest.testmod(sys.modules[name])
         assert result.failed == 0 and result.attempted > 0, name
 
@@ -348,7 +356,7 @@ def test_canary_keras_functional_graph_internals():
     assert make_node_key(hidden, 0) in model._nodes
     (node,) = hidden._inbound_nodes
     assert node.input_tensors[0]._keras_history.operation is model.layers[0]
-    from dnnguide.audit.graph import ModelView
+    from dnnguide.auditing.graph import ModelView
 
     view = ModelView(model)
     assert [layer.name for layer in view.successors(hidden)] == [model.layers[-1].name]

@@ -55,7 +55,7 @@ def _audit(args, _overrides) -> int:
 
         # Unstandardized on purpose: the audit checks the features as the model will see them.
         data = load_dataset(args.data, standardize=False, target=args.target, task=args.task)
-    from dnnguide.audit import audit
+    from dnnguide.auditing import audit
 
     report = audit(model, data, config=config, task=args.task or task,
                    low_latency=True if args.low_latency else None,

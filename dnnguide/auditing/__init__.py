@@ -7,7 +7,7 @@ an :class:`AuditReport`: one finding per broken guideline, with the reason from 
 
 Example:
     >>> import keras
-    >>> from dnnguide.audit import audit
+    >>> from dnnguide.auditing import audit
     >>> model = keras.Sequential([keras.Input((8,)),
     ...                           keras.layers.Dense(16, activation="selu"),
     ...                           keras.layers.BatchNormalization(),
@@ -16,9 +16,9 @@ Example:
     ['initializer', 'selu_batch_norm']
 """
 
-from dnnguide.audit.core import audit
-from dnnguide.audit.report import AuditError, AuditReport, AuditWarning, Finding
-from dnnguide.audit.rules import LOCAL_REASONS, REASON_KEYS, RULES
+from dnnguide.auditing.core import audit
+from dnnguide.auditing.report import AuditError, AuditReport, AuditWarning, Finding
+from dnnguide.auditing.rules import LOCAL_REASONS, REASON_KEYS, RULES
 
 __all__ = [
     "AuditError", "AuditReport", "AuditWarning", "Finding", "LOCAL_REASONS", "REASON_KEYS", "RULES",

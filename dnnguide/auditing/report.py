@@ -34,7 +34,7 @@ class Finding:
     """One broken guideline.
 
     Attributes:
-        rule: the rule id (see :data:`dnnguide.audit.rules.RULES`).
+        rule: the rule id (see :data:`dnnguide.auditing.rules.RULES`).
         severity: ``error`` (training fails or is silently wrong), ``warning`` (against the
             guidelines), ``info`` (worth knowing).
         layers: names of the layers involved (empty for training-setup findings).

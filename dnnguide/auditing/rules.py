@@ -21,10 +21,10 @@ import keras
 import numpy as np
 
 from dnnguide import guidelines
-from dnnguide.audit.graph import (
+from dnnguide.auditing.graph import (
     _DROPOUT, _NORMALIZATION, ModelView, initializer_family, initializer_name, kernel_initializer,
 )
-from dnnguide.audit.report import Finding
+from dnnguide.auditing.report import Finding
 
 HE_FAMILY = ("relu", "relu6", "leaky_relu", "elu", "celu", "swish", "gelu", "mish", "hard_silu",
              "softplus", "squareplus", "sparse_plus")

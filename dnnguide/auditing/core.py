@@ -17,9 +17,9 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from dnnguide.audit.graph import ModelView
-from dnnguide.audit.report import AuditReport, Finding
-from dnnguide.audit.rules import RULES, Context
+from dnnguide.auditing.graph import ModelView
+from dnnguide.auditing.report import AuditReport, Finding
+from dnnguide.auditing.rules import RULES, Context
 from dnnguide.config import TASKS, NetworkConfig, check_choice
 
 _REGRESSION_LOSSES = ("mean_squared_error", "mean_absolute_error", "huber", "log_cosh",
@@ -32,7 +32,7 @@ def audit(model, data=None, optimizer=None, callbacks=None, *, config: NetworkCo
     """Check ``model`` (and how it will be trained) against the guidelines ``recommend()`` applies.
 
     Static and cheap: the model is never called, the data sample only summarized. Rules: see
-    :data:`dnnguide.audit.rules.RULES` and the README's "Audit" section.
+    :data:`dnnguide.auditing.rules.RULES` and the README's "Audit" section.
 
     Args:
         model: a Keras 3 model: functional, Sequential, or subclassed (its layers are then taken
@@ -122,7 +122,7 @@ def _losses(model, view: ModelView) -> list:
 
 
 def _task_from_loss(losses) -> str | None:
-    from dnnguide.audit.rules import loss_kind
+    from dnnguide.auditing.rules import loss_kind
 
     kind, _ = loss_kind(losses[0]) if losses else (None, False)
     if kind == "categorical":
