@@ -65,6 +65,7 @@ _LAZY_MODULES = {
     "dnnguide.distribute": ["distribute"],
     # TF-only; TF-MOT itself loads only when pruning or QAT runs
     "dnnguide.compress": ["compress"],
+    "dnnguide.auditing": ["audit", "AuditReport"],
 }
 _LAZY = {name: module for module, names in _LAZY_MODULES.items() for name in names}
 
@@ -164,4 +165,7 @@ __all__ = [
     "InvalidTrialError",
     "NoDropoutWarning",
     "RunExistsError",
+    # audit (static guideline check of any Keras model)
+    "AuditReport",
+    "audit",
 ]

@@ -313,4 +313,7 @@ def build_model(
         from dnnguide.optimizers import optimizer_from_config
 
         model.compile(optimizer=optimizer_from_config(config), loss=loss, metrics=metrics)
+    from dnnguide.auditing import audit
+
+    audit(model).check()  # static (< 1 ms): an error finding here is a dnnguide bug
     return model

@@ -349,6 +349,7 @@ def _train(model, config, data: Dataset, path: Path | None, *, epochs, batch_siz
     all_callbacks = make_callbacks(config, path, has_val=len(data.x_val) > 0,
                                    diagnose_probe=probe) + callbacks
     check_callbacks(model.optimizer, all_callbacks)  # refuse before any training starts
+    _audit_before_training(model, config, all_callbacks)
     info = initial_info or {
         "seed": seed, "task": data.task, "n_outputs": data.n_outputs,
         "dataset": data.spec or None, "data_summary": data.summary(),
@@ -392,6 +393,19 @@ def _train(model, config, data: Dataset, path: Path | None, *, epochs, batch_siz
         finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
         atomic_write_json(path / "run.json", {**info, "status": "complete", "finished": finished})
     return RunResult(model, history, metrics, path, config, data)
+
+
+def _audit_before_training(model, config, callbacks) -> None:
+    """Audit the model and callbacks (static, milliseconds): a dnnguide model with an error
+    finding is a dnnguide bug (AuditError); a user's model gets a warning with the findings."""
+    from dnnguide.auditing import AuditWarning, audit
+
+    report = audit(model, callbacks=callbacks, config=config)
+    if config is not None:
+        report.check()
+    elif not report.ok:
+        warnings.warn(f"The model breaks guidelines that make training fail or silently "
+                      f"wrong:\n{report}", AuditWarning, stacklevel=4)
 
 
 def _history_frame(keras_history, path: Path | None):
