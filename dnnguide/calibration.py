@@ -1,4 +1,9 @@
-"""Calibration metrics and plots for class probabilities (from any model, MC dropout or not).
+"""Calibration: metrics, plots, and fitting a model's temperature or noise variance.
+
+:func:`calibrate` fits temperature scaling (classification, Guo et al. 2017) or the noise
+variance of a regression on a validation split, for plain and MC dropout prediction, and
+returns a model that ends in a :class:`~dnnguide.layers.Calibration` layer, so the fitted
+values save and load with it. Regression metrics: Gaussian NLL and interval coverage.
 
 Top-1 expected calibration error with equal-width bins (15 by default, as in torchmetrics and
 Uncertainty Baselines), negative log-likelihood, Brier score, accuracy, the rejection curve
@@ -133,6 +138,235 @@ def classification_metrics(y_true, probs, n_bins: int = 15) -> dict[str, float]:
             "brier": brier_score(y_true, probs)}
 
 
+# --------------------------------------------------------------------------- temperature
+def temper(probs, temperature: float) -> np.ndarray:
+    """Class probabilities at temperature ``T``: ``softmax(log(p) / T)`` (float64).
+
+    The same map as the :class:`~dnnguide.layers.Calibration` layer; ``probs`` may hold
+    samples on leading axes, ``(..., n, classes)``, or binary ``P(class 1)`` of shape ``(n, 1)``.
+    """
+    p = np.asarray(probs, "float64")
+    if temperature == 1.0:
+        return p
+    tiny = np.finfo("float32").tiny
+    if p.shape[-1] == 1:  # binary: sigmoid(logit / T)
+        logit = np.log(np.clip(p, tiny, 1.0)) - np.log(np.clip(1.0 - p, tiny, 1.0))
+        return 1.0 / (1.0 + np.exp(-logit / temperature))
+    z = np.log(np.clip(p, tiny, 1.0)) / temperature
+    z = np.exp(z - z.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
+
+
+def fit_temperature(y_true, probs, *, bounds=(0.05, 20.0)) -> float:
+    """The temperature that minimizes the NLL of ``y_true`` (1.0 if none lowers it).
+
+    ``probs``: class probabilities ``(n, classes)`` (for MC dropout, the mean of the
+    samples). Give it validation data only: a temperature fitted on the test split would
+    make the test scores meaningless.
+
+    Example:
+        >>> y = np.array([0, 1, 0, 1])
+        >>> overconfident = np.array([[0.99, 0.01], [0.01, 0.99], [0.01, 0.99], [0.99, 0.01]])
+        >>> fit_temperature(y, overconfident) > 1
+        True
+    """
+    from scipy.optimize import minimize_scalar
+
+    y, _ = _labels(y_true, probs)
+    p = np.asarray(probs, "float64")
+
+    def nll(log_t):
+        return negative_log_likelihood(y, temper(p, float(np.exp(log_t))))
+
+    best = minimize_scalar(nll, bounds=np.log(bounds), method="bounded",
+                           options={"xatol": 1e-4})
+    # Bounded Brent never tries T = 1 itself: keep the model as it is unless fitting helps.
+    return float(np.exp(best.x)) if best.fun < nll(0.0) else 1.0
+
+
+# --------------------------------------------------------------------------- regression
+def gaussian_nll(y_true, mean, std) -> float:
+    """Mean Gaussian negative log-likelihood (nats) of targets under ``N(mean, std**2)``."""
+    y, m, s = _regression_arrays(y_true, mean, std)
+    var = np.maximum(s ** 2, 1e-12)
+    return float(np.mean(0.5 * (np.log(2 * np.pi * var) + (y - m) ** 2 / var)))
+
+
+def gaussian_interval(mean, std, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+    """The central interval ``mean -/+ z * std`` holding ``level`` of a Gaussian."""
+    from scipy.stats import norm
+
+    check_range("level", level, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+    z = float(norm.ppf(0.5 + level / 2))
+    mean, std = np.asarray(mean, "float64"), np.asarray(std, "float64")
+    return mean - z * std, mean + z * std
+
+
+def interval_coverage(y_true, mean, std, level: float = 0.9) -> float:
+    """Fraction of targets inside the central Gaussian interval of ``level`` (ideal: ``level``)."""
+    y, m, s = _regression_arrays(y_true, mean, std)
+    low, high = gaussian_interval(m, s, level)
+    return float(np.mean((y >= low) & (y <= high)))
+
+
+def regression_metrics(y_true, mean, std=None, levels=(0.5, 0.9, 0.95)) -> dict[str, float]:
+    """``rmse``, ``mae``; with a predictive ``std`` also ``nll`` and ``coverage_<level%>``."""
+    y, m, _ = _regression_arrays(y_true, mean, mean if std is None else std)
+    out = {"rmse": float(np.sqrt(np.mean((y - m) ** 2))), "mae": float(np.mean(np.abs(y - m)))}
+    if std is not None:
+        out["nll"] = gaussian_nll(y, m, std)
+        for level in levels:
+            out[f"coverage_{round(level * 100)}"] = interval_coverage(y, m, std, level)
+    return out
+
+
+def fit_noise_variance(y_true, mean, model_std=None) -> np.ndarray:
+    """Per-output noise variance ``s2`` maximizing the Gaussian likelihood of ``y_true``.
+
+    The predictive variance is ``model_std**2 + s2`` (``model_std``: the MC spread; None:
+    a constant variance, whose maximum-likelihood value is the mean squared error). Fit it
+    on validation data, never on the test split.
+
+    Example:
+        >>> y, mean = np.array([[1.0], [-1.0]]), np.zeros((2, 1))
+        >>> fit_noise_variance(y, mean).round(3)
+        array([1.])
+    """
+    from scipy.optimize import minimize_scalar
+
+    y, m, s = _regression_arrays(y_true, mean, mean if model_std is None else model_std)
+    residual2 = (y - m) ** 2
+    if model_std is None:
+        return residual2.mean(axis=0)
+    model_var = s ** 2
+    out = []
+    for r2, v in zip(residual2.T, model_var.T):
+        def nll(s2, r2=r2, v=v):
+            total = np.maximum(v + s2, 1e-12)
+            return float(np.mean(np.log(total) + r2 / total))
+
+        high = max(float(r2.mean()), 1e-12)
+        best = minimize_scalar(nll, bounds=(0.0, high), method="bounded",
+                               options={"xatol": high * 1e-6})
+        out.append(best.x if best.fun < nll(0.0) else 0.0)
+    return np.asarray(out)
+
+
+# --------------------------------------------------------------------------- calibrate
+def calibrate(model_or_predictor, x_val, y_val, *, n_samples: int = 50, seed: int = 0,
+              task: str | None = None):
+    """Fit temperature scaling (or a regression's noise variance) on a validation split.
+
+    Plain prediction gets its own temperature; a model with dropout also gets one for the
+    mean of its MC dropout samples, fitted on ``n_samples`` samples of ``x_val``. For regression, the noise variance is fitted instead: constant
+    for plain prediction, and added to the spread of the samples for MC dropout (what
+    :attr:`dnnguide.MCPrediction.predictive_std` reports), in the model's output units.
+
+    Args:
+        model_or_predictor: a Keras model with one input and one output, or an
+            :class:`~dnnguide.MCDropoutPredictor`. A model that is already calibrated is
+            refitted from its uncalibrated part.
+        x_val, y_val: validation data (never the test split: it would no longer test).
+        n_samples: MC dropout samples used for fitting.
+        seed: seed of those samples.
+        task: ``classification``/``binary``/``regression``; inferred from the model.
+
+    Returns:
+        A Keras model ending in a :class:`~dnnguide.layers.Calibration` layer (the model's
+        layers are shared, not copied), which saves and loads with its fitted values; for a
+        predictor, a predictor of that model.
+
+    Example:
+        >>> import dnnguide  # doctest: +SKIP
+        >>> result = dnnguide.fit("risk_sensitive", "digits", run_dir=None)  # doctest: +SKIP
+        >>> data = result.data  # doctest: +SKIP
+        >>> model = calibrate(result.model, data.x_val, data.y_val)  # doctest: +SKIP
+        >>> dnnguide.mc_predict(model, data.x_test).mean  # calibrated  # doctest: +SKIP
+
+    References:
+        Guo et al. (2017), "On Calibration of Modern Neural Networks", ICML.
+        Kendall & Gal (2017), "What Uncertainties Do We Need in Bayesian Deep Learning?"
+    """
+    import keras
+
+    from dnnguide.config import TASKS, check_choice
+    from dnnguide.layers import Calibration, has_dropout
+    from dnnguide.uncertainty import MCDropoutPredictor, infer_task, mc_predict
+
+    check_range("n_samples", n_samples, 1, integer=True)
+    predictor = model_or_predictor if isinstance(model_or_predictor, MCDropoutPredictor) else None
+    model = predictor.model if predictor is not None else model_or_predictor
+    if not isinstance(model, keras.Model) or not getattr(model, "outputs", None):
+        raise TypeError("Argument `model_or_predictor` must be a built Sequential/functional "
+                        "keras.Model or an MCDropoutPredictor. "
+                        f"Received: model_or_predictor of type {type(model_or_predictor).__name__}")
+    task = (predictor.task if predictor else infer_task(model)) if task is None else task
+    check_choice("task", task, TASKS)
+    base = uncalibrated(model)
+    x_val = np.asarray(x_val, "float32")
+    if len(x_val) == 0 or np.size(y_val) == 0:
+        raise ValueError("Arguments `x_val` and `y_val` must hold validation examples to fit "
+                         f"the calibration on. Received: {len(x_val)} examples")
+    plain = base.predict(x_val, batch_size=256, verbose=0)
+    sampled = has_dropout(base)
+    if sampled:
+        mc = mc_predict(base, x_val, n_samples, task=task, seed=seed, verbose=0)
+    if task == "regression":
+        layer = Calibration(task, noise_variance=fit_noise_variance(y_val, plain),
+                            mc_noise_variance=(fit_noise_variance(y_val, mc.mean, mc.std)
+                                               if sampled else None), name="calibration")
+    else:
+        layer = Calibration(task, temperature=fit_temperature(y_val, plain),
+                            mc_temperature=fit_temperature(y_val, mc.mean) if sampled else 1.0,
+                            name="calibration")
+    calibrated = _with_attributes(keras.Model(base.inputs, layer(base.outputs[0]),
+                                              name=base.name), base)
+    if getattr(base, "compiled", False):
+        try:  # evaluate() should work on it as on the model; a fresh optimizer state
+            calibrated.compile_from_config(base.get_compile_config())
+        except Exception as exc:  # noqa: BLE001 - still complete for predict()
+            import warnings
+
+            warnings.warn(f"The calibrated model could not be compiled like the original "
+                          f"({exc!r}); compile it yourself before evaluate().", stacklevel=2)
+    if predictor is not None:
+        return MCDropoutPredictor(calibrated, task=task, max_rows=predictor.max_rows,
+                                  seed=predictor.seed)
+    return calibrated
+
+
+def uncalibrated(model):
+    """``model`` without its final :class:`~dnnguide.layers.Calibration` layer (shared layers)."""
+    import keras
+
+    from dnnguide.layers import Calibration
+
+    if model.layers and isinstance(model.layers[-1], Calibration):
+        return _with_attributes(keras.Model(model.inputs, model.layers[-1].input,
+                                            name=model.name), model)
+    return model
+
+
+def _with_attributes(new, model):
+    """Keep what build_model attached (config, task)."""
+    for attribute in ("dnnguide_config", "dnnguide_task"):
+        if hasattr(model, attribute):
+            setattr(new, attribute, getattr(model, attribute))
+    return new
+
+
+def _regression_arrays(y_true, mean, std):
+    m = np.asarray(mean, "float64")
+    m = m.reshape(len(m), -1)
+    y = np.asarray(y_true, "float64").reshape(len(m), -1) if np.size(y_true) == m.size else None
+    if y is None:
+        raise ValueError(f"Arguments `y_true` and `mean` must hold the same number of values. "
+                         f"Received: {np.size(y_true)} targets and {m.size} predictions")
+    s = np.broadcast_to(np.asarray(std, "float64").reshape(len(m), -1)
+                        if np.ndim(std) else np.asarray(std, "float64"), m.shape)
+    return y, m, s
+
+
 def rejection_curve(y_true, probs, uncertainty=None, fractions=None):
     """Accuracy on what is left when the most uncertain fraction of examples is set aside.
 
@@ -170,7 +404,8 @@ def _as_named(probs, label="model") -> dict:
 def reliability_diagram(y_true, probs, path, *, n_bins: int = 15, overwrite: bool = False):
     """Accuracy against confidence per bin (one panel per entry of a ``{name: probs}`` dict).
 
-    Bars on the diagonal mean calibrated; bars below it, overconfident. Returns ``path``.
+    Bars on the diagonal mean calibrated; bars below it, overconfident. The number of
+    examples of each bin is written above its bar. Returns ``path``.
     """
     named = _as_named(probs)
     plt = pyplot()
@@ -185,9 +420,14 @@ def reliability_diagram(y_true, probs, path, *, n_bins: int = 15, overwrite: boo
                bottom=bins["accuracy"].fillna(0), width=width, align="edge", fill=False,
                hatch="//", edgecolor="tab:red", label="gap to confidence")
         ax.plot([0, 1], [0, 1], "k--", lw=1, label="calibrated")
+        for row in bins[bins["count"] > 0].itertuples():
+            # how many examples each bar stands on: a bar of 3 examples says little
+            top = max(row.accuracy, row.confidence)
+            ax.text(row.lower + width / 2, min(top + 0.02, 0.97), str(row.count),
+                    ha="center", va="bottom", fontsize=7, rotation=90 if n_bins > 20 else 0)
         ece = expected_calibration_error(y_true, p, n_bins)
-        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top-1)", ylabel="accuracy",
-               title=f"{name}: ECE {ece:.3f}")
+        ax.set(xlim=(0, 1), ylim=(0, 1.05), xlabel="confidence (top-1)", ylabel="accuracy",
+               title=f"{name}: ECE {ece:.3f} (n per bin above bars)")
         ax.legend(loc="upper left")
     fig.tight_layout()
     return save_figure(fig, path, overwrite=overwrite)
@@ -227,5 +467,27 @@ def plot_rejection_curves(curves, path, *, overwrite: bool = False):
            title="Rejection curve")
     ax.grid(alpha=0.3)
     ax.legend()
+    fig.tight_layout()
+    return save_figure(fig, path, overwrite=overwrite)
+
+
+def plot_coverage(y_true, intervals: dict, path, *, overwrite: bool = False):
+    """Regression calibration plot: observed vs expected coverage of central intervals.
+
+    ``intervals``: ``{name: (mean, std)}`` Gaussian predictions. On the diagonal the
+    intervals hold what they promise; below it they are too narrow (overconfident).
+    """
+    levels = np.linspace(0.05, 0.95, 19)
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    for name, (mean, std) in intervals.items():
+        observed = [interval_coverage(y_true, mean, std, level) for level in levels]
+        nll = gaussian_nll(y_true, mean, std)
+        ax.plot(levels, observed, marker=".", label=f"{name} (NLL {nll:.3f})")
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="calibrated")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="expected coverage (interval level)",
+           ylabel="observed coverage (test targets inside)", title="Interval calibration")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path, overwrite=overwrite)

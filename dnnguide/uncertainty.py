@@ -47,11 +47,14 @@ from dnnguide.calibration import (  # noqa: F401  (re-exported: the metrics user
     negative_log_likelihood,
     plot_rejection_curves,
     predictive_entropy,
+    temper,
     rejection_curve,
     reliability_diagram,
     uncertainty_histogram,
 )
-from dnnguide.layers import copy_weights, has_dropout, to_mc_dropout, to_standard_dropout
+from dnnguide.layers import (
+    Calibration, _all_layers, copy_weights, has_dropout, mc_sampling, to_mc_dropout,
+)
 
 
 
@@ -64,7 +67,8 @@ class MCPrediction:
     """What :func:`mc_predict` returns.
 
     Attributes:
-        mean: mean prediction over the samples (class probabilities for classification).
+        mean: mean prediction over the samples (class probabilities for classification;
+            for a calibrated model, at its MC temperature).
         std: standard deviation over the samples, per output (per class for classification).
         task: ``"classification"``, ``"binary"`` or ``"regression"``.
         n_samples: number of MC samples.
@@ -72,6 +76,8 @@ class MCPrediction:
         mutual_information: entropy minus the mean entropy of the samples (the model's
             epistemic share, "BALD"), classification/binary only.
         samples: all samples, shape ``(n_samples, len(x), ...)``, if asked for.
+        noise_variance: regression, calibrated model: per-output noise variance fitted on
+            validation data (:func:`dnnguide.calibrate`), which :attr:`predictive_std` adds.
     """
 
     mean: np.ndarray
@@ -81,27 +87,62 @@ class MCPrediction:
     entropy: np.ndarray | None = None
     mutual_information: np.ndarray | None = None
     samples: np.ndarray | None = None
+    noise_variance: np.ndarray | None = None
 
     @property
     def uncertainty(self) -> np.ndarray:
-        """One number per example: predictive entropy, or the mean std for regression."""
+        """One number per example: predictive entropy, or the mean predictive std for regression."""
         if self.entropy is not None:
             return self.entropy
-        return self.std.reshape(len(self.std), -1).mean(axis=1)
+        return self.predictive_std.reshape(len(self.std), -1).mean(axis=1)
+
+    @property
+    def predictive_std(self) -> np.ndarray:
+        """Regression: ``sqrt(std**2 + noise_variance)``, the spread of a new target (the
+        model's share, across samples, plus the noise's); without calibration, ``std``."""
+        if self.noise_variance is None:
+            return self.std
+        return np.sqrt(np.square(self.std, dtype="float64") + self.noise_variance).astype("float32")
+
+    def interval(self, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+        """Regression: the central Gaussian interval ``mean -/+ z * predictive_std`` of ``level``.
+
+        Example:
+            >>> pred = MCPrediction(np.zeros((1, 1)), np.ones((1, 1)), "regression", 10)
+            >>> [round(float(v[0, 0]), 3) for v in pred.interval(0.95)]
+            [-1.96, 1.96]
+        """
+        from dnnguide.calibration import gaussian_interval
+
+        if self.task != "regression":
+            raise ValueError("Intervals are for regression; a classifier's uncertainty is its "
+                             f"probabilities. Received: task={self.task!r}")
+        return gaussian_interval(self.mean, self.predictive_std, level)
 
 
 # --------------------------------------------------------------------------- sampling
 class _Sampler(keras.Model):
-    """One compiled call: the model on ``n`` tiled copies of a batch, reduced to statistics."""
+    """One compiled call: the model on ``n`` tiled copies of a batch, reduced to statistics.
+
+    Takes ``(x, seed)``: the seed (two integers) sets every MC layer's random-generator
+    state inside the graph, so the masks depend on the seed input only, and one trace
+    serves every seed and every chunk (stateless in effect; no Python loop over samples).
+    """
 
     def __init__(self, model, n, task, return_samples):
         super().__init__(name="mc_sampler")
         self.inner, self.n, self.task, self.return_samples = model, n, task, return_samples
 
-    def call(self, x):
+    def call(self, inputs):
+        x, seed = inputs
+        for i, layer in enumerate(_mc_layers(self.inner)):
+            state = layer.seed_generator.state
+            offset = ops.convert_to_tensor(np.array([0, i]), dtype=state.dtype)
+            state.assign(ops.cast(seed, state.dtype) + offset)
         batch = ops.shape(x)[0]
         tiled = ops.tile(x, (self.n,) + (1,) * (len(x.shape) - 1))  # sample-major rows
-        y = self.inner(tiled, training=False)  # BN etc. in inference mode; MC layers sample
+        with mc_sampling():  # traced with dropout on; BN etc. stay in inference mode
+            y = self.inner(tiled, training=False)
         # float32 statistics even under a mixed-precision policy (log of a float16 1e-12 is -inf)
         y = ops.cast(ops.reshape(y, (self.n, batch) + tuple(y.shape[1:])), "float32")
         mean = ops.mean(y, axis=0)
@@ -157,6 +198,8 @@ class MCDropoutPredictor:
     def __init__(self, model: keras.Model, *, task: str | None = None, max_rows: int = 4096,
                  seed: int | None = None):
         check_range("max_rows", max_rows, 1, integer=True)
+        if seed is not None:
+            check_range("seed", seed, 0, integer=True)
         task = infer_task(model) if task is None else task
         check_choice("task", task, TASKS)
         self._inputs = list(getattr(model, "inputs", None) or [])  # a subclassed model has none
@@ -164,26 +207,36 @@ class MCDropoutPredictor:
         if len(self._inputs) > 1 or len(outputs) > 1:
             raise ValueError("Argument `model` must have one input and one output. Received: "
                              f"model with {len(self._inputs)} inputs and {len(outputs)} outputs")
-        self.model, self.task, self.max_rows = model, task, max_rows
-        self._mc = model
-        if seed is not None or has_dropout(model, ("standard",)):
-            self._mc = to_mc_dropout(model, seed=seed)
+        self.model, self.task, self.max_rows, self.seed = model, task, max_rows, seed
+        # Only standard dropout needs a copy (its layers cannot be switched on); MC layers
+        # are switched on by the sampler's own trace, so the model itself is used as is.
+        self._mc = to_mc_dropout(model) if has_dropout(model, ("standard",)) else model
+        self._samplers: dict[tuple[int, bool], _Sampler] = {}
+        self._calls = 0
+
+    def predict(self, x, n_samples: int = 100, batch_size: int | None = None, *,
+                return_samples: bool = False, seed: int | None = None,
+                verbose="auto") -> MCPrediction:
+        """MC dropout prediction of ``x``; arguments as in :func:`mc_predict`.
+
+        ``seed=None`` continues the predictor's stream: reproducible from the predictor's
+        own seed, else drawn from the global seed (``keras.utils.set_random_seed``).
+        """
+        check_range("n_samples", n_samples, 1, integer=True)
+        if batch_size is not None:
+            check_range("batch_size", batch_size, 1, integer=True)
+        if seed is not None:
+            check_range("seed", seed, 0, integer=True)
+        check_choice("verbose", verbose, ("auto", 0, 1))
+        x = self._check_x(x)
         if not has_dropout(self._mc, ("mc",)):
             warnings.warn("The model has no dropout layers, so every MC sample equals the plain "
                           "prediction (std 0). Train it with dropout (e.g. the 'risk_sensitive' "
                           "preset) for MC dropout.", NoDropoutWarning, stacklevel=2)
-        self._samplers: dict[tuple[int, bool], _Sampler] = {}
-
-    def predict(self, x, n_samples: int = 100, batch_size: int | None = None, *,
-                return_samples: bool = False, verbose="auto") -> MCPrediction:
-        """MC dropout prediction of ``x``; arguments as in :func:`mc_predict`."""
-        check_range("n_samples", n_samples, 1, integer=True)
-        if batch_size is not None:
-            check_range("batch_size", batch_size, 1, integer=True)
-        check_choice("verbose", verbose, ("auto", 0, 1))
-        x = self._check_x(x)
         if self._mc is not self.model:
             copy_weights(self.model, self._mc)
+        base = self._base_seed(seed)
+        n_layers = max(1, len(_mc_layers(self._mc)))
         per_call = _samples_per_call(self._mc, n_samples, batch_size, self.max_rows)
         if batch_size is None:
             batch_size = max(1, self.max_rows // per_call)
@@ -191,7 +244,7 @@ class MCDropoutPredictor:
         sample_chunks = [per_call] * (n_samples // per_call)
         if n_samples % per_call:
             sample_chunks.append(n_samples % per_call)
-        results, sample_parts = [], []
+        results, sample_parts, call = [], [], 0
         starts = range(0, len(x), batch_size)
         with _progress(len(starts) * len(sample_chunks), verbose) as bar:
             for start in starts:
@@ -201,7 +254,10 @@ class MCDropoutPredictor:
                     chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - real, 0)])
                 stats, samples = None, []
                 for n in sample_chunks:
-                    out = self._sampler(n, return_samples).predict_on_batch(chunk)
+                    # every call and layer its own stream: state [base, call * layers + i]
+                    seeds = np.array([base, call * n_layers], "int64")
+                    call += 1
+                    out = self._sampler(n, return_samples).predict_on_batch((chunk, seeds))
                     part = {k: np.asarray(v, "float64")[:, :real] if k == "samples"
                             else np.asarray(v, "float64")[:real] for k, v in out.items()}
                     if self.task != "regression" and stats is None:
@@ -214,6 +270,14 @@ class MCDropoutPredictor:
                 if return_samples:
                     sample_parts.append(np.concatenate(samples, axis=0))
         return self._prediction(results, sample_parts, n_samples)
+
+    def _base_seed(self, seed) -> int:
+        if seed is None and self.seed is not None:
+            seed, self._calls = (self.seed, self._calls), self._calls + 1
+        elif seed is None:  # the global NumPy state, which keras.utils.set_random_seed seeds
+            seed = int(np.random.randint(0, 2**31 - 1))
+        words = np.random.SeedSequence(np.atleast_1d(seed).tolist()).generate_state(1)
+        return int(words[0] >> 1)  # the backends cast seeds to int32 range
 
     def _sampler(self, n, return_samples) -> _Sampler:
         key = (n, return_samples)
@@ -235,10 +299,17 @@ class MCDropoutPredictor:
         mean = np.concatenate([r["mean"] for r in results])
         std = np.sqrt(np.concatenate([r["m2"] for r in results]) / n_samples)
         pred = MCPrediction(mean.astype("float32"), std.astype("float32"), self.task, n_samples)
+        calibration = calibration_layer(self.model)
+        if self.task == "regression" and calibration is not None:
+            if calibration.mc_noise_variance is not None:
+                pred.noise_variance = np.asarray(calibration.mc_noise_variance, "float32")
         if self.task != "regression":
-            pred.entropy = predictive_entropy(mean)
             mean_entropy = np.concatenate([r["mean_entropy"] for r in results])
-            pred.mutual_information = np.clip(pred.entropy - mean_entropy, 0.0, None)
+            # the model's share of the uncertainty, from the samples as they are
+            pred.mutual_information = np.clip(predictive_entropy(mean) - mean_entropy, 0, None)
+            if calibration is not None and calibration.mc_temperature != 1.0:
+                pred.mean = temper(mean, calibration.mc_temperature).astype("float32")
+            pred.entropy = predictive_entropy(pred.mean)
         if sample_parts:
             pred.samples = np.concatenate(sample_parts, axis=1)
         return pred
@@ -262,8 +333,10 @@ def mc_predict(
     (:func:`~dnnguide.layers.to_mc_dropout`); a model that already has MC layers (the
     ``risk_sensitive`` preset) is used as is. BatchNormalization runs on its moving
     statistics, and every weight stays bitwise unchanged (only the dropout layers'
-    random-generator states advance, which are not weights). For many calls on one
-    model, :class:`MCDropoutPredictor` compiles once.
+    random-generator states are set, which are not weights). The sampler is compiled
+    once per model (kept with it, as ``model.predict`` keeps its function); a calibrated
+    model (:func:`dnnguide.calibrate`) gives calibrated samples, and for regression a
+    ``noise_variance`` (see :attr:`MCPrediction.predictive_std`).
 
     Args:
         model: a Keras model with one input and one output (Sequential or functional if
@@ -289,9 +362,30 @@ def mc_predict(
         ((3, 1), (3, 1), 'regression')
     """
     check_range("n_samples", n_samples, 1, integer=True)  # before any conversion
-    predictor = MCDropoutPredictor(model, task=task, max_rows=max_rows, seed=seed)
+    predictor = _cached_predictor(model, task, max_rows)
     return predictor.predict(x, n_samples, batch_size, return_samples=return_samples,
-                             verbose=verbose)
+                             seed=seed, verbose=verbose)
+
+
+def _cached_predictor(model, task, max_rows) -> MCDropoutPredictor:
+    """The model's own predictor, traced once, as ``model.predict`` keeps its compiled function."""
+    check_range("max_rows", max_rows, 1, integer=True)
+    task = infer_task(model) if task is None else task
+    check_choice("task", task, TASKS)
+    cache = model.__dict__.get("_dnnguide_mc_predictors")
+    if cache is None:
+        cache = {}
+        # object.__setattr__: Keras would track the predictor's sampler as a sublayer.
+        object.__setattr__(model, "_dnnguide_mc_predictors", cache)
+    if (task, max_rows) not in cache:
+        cache[(task, max_rows)] = MCDropoutPredictor(model, task=task, max_rows=max_rows)
+    return cache[(task, max_rows)]
+
+
+def calibration_layer(model) -> Calibration | None:
+    """The :class:`~dnnguide.layers.Calibration` layer a calibrated model ends with, if any."""
+    layers = list(_all_layers(model))
+    return layers[-1] if layers and isinstance(layers[-1], Calibration) else None
 
 
 def _samples_per_call(model, n_samples, batch_size, max_rows) -> int:
@@ -304,7 +398,7 @@ def _samples_per_call(model, n_samples, batch_size, max_rows) -> int:
 
 
 def _mc_layers(model):
-    from dnnguide.layers import MCAlphaDropout, MCDropout, _all_layers
+    from dnnguide.layers import MCAlphaDropout, MCDropout
 
     return [layer for layer in _all_layers(model) if isinstance(layer, (MCDropout, MCAlphaDropout))]
 
@@ -360,29 +454,41 @@ class _progress:
 # --------------------------------------------------------------------------- plain vs MC
 @dataclass
 class Comparison:
-    """Plain vs MC dropout on one labelled set (what :func:`compare_mc_dropout` returns)."""
+    """Plain vs MC dropout (vs calibrated) on one labelled set, from :func:`compare_mc_dropout`."""
 
-    table: object  # pandas DataFrame, index ["plain", "mc"]
+    table: object  # pandas DataFrame, index plain, mc (+ calibrated, calibrated_mc)
     y_true: np.ndarray
     plain: np.ndarray  # plain (dropout off) predictions
     mc: MCPrediction
+    calibrated: np.ndarray | None = None  # plain prediction of the calibrated model
+    calibrated_mc: MCPrediction | None = None
 
     def save_plots(self, folder, prefix: str = "uncertainty", n_bins: int = 15) -> list:
-        """Reliability diagram, uncertainty histogram, rejection curve (classification only).
+        """Reliability diagram, uncertainty histogram, rejection curve (classification);
+        interval coverage (regression, calibrated models).
 
         Files get fresh names (``-2``, ``-3``... if taken); nothing is overwritten.
         """
         from pathlib import Path
 
-        if self.mc.task == "regression":
-            return []
+        from dnnguide.calibration import plot_coverage
+
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        probs = {"plain": self.plain, f"MC dropout ({self.mc.n_samples})": self.mc.mean}
-        curves = {name: rejection_curve(self.y_true, p) for name, p in probs.items()}
+
         def name(kind):
             return fresh_path(folder / f"{prefix}_{kind}.png")
 
+        if self.mc.task == "regression":
+            if self.calibrated_mc is None:
+                return []
+            pred = self.calibrated_mc
+            return [plot_coverage(self.y_true, {"calibrated MC": (pred.mean, pred.predictive_std)},
+                                  name("coverage"))]
+        probs = {"plain": self.plain, f"MC dropout ({self.mc.n_samples})": self.mc.mean}
+        if self.calibrated_mc is not None:
+            probs["calibrated MC"] = self.calibrated_mc.mean
+        curves = {label: rejection_curve(self.y_true, p) for label, p in probs.items()}
         return [
             reliability_diagram(self.y_true, probs, name("reliability"), n_bins=n_bins),
             uncertainty_histogram(self.y_true, probs, name("histogram")),
@@ -405,36 +511,166 @@ def fresh_path(path):
 def compare_mc_dropout(model, x, y, *, n_samples: int = 100, n_bins: int = 15,
                        task: str | None = None, batch_size: int | None = None,
                        seed: int | None = None, verbose="auto") -> Comparison:
-    """Plain prediction (dropout off) vs MC dropout: metrics and time, as a pandas table.
+    """Plain prediction (dropout off) vs MC dropout (vs calibrated): metrics and time.
 
+    Rows ``plain`` and ``mc``; a calibrated model (:func:`dnnguide.calibrate`) adds
+    ``calibrated`` and ``calibrated_mc`` (``plain``/``mc`` are then its uncalibrated part).
     Classification/binary columns: ``accuracy``, ``nll``, ``ece``, ``brier``, ``time_s``;
-    regression: ``rmse``, ``mae``, ``mean_std``, ``time_s``. ``model`` may have standard or
-    MC dropout layers (its plain twin is :func:`~dnnguide.layers.to_standard_dropout`).
-    Times include each path's one-off compilation.
+    regression: ``rmse``, ``mae``, ``mean_std`` (+ ``nll``, ``coverage_50/90/95`` where
+    a noise variance is known), ``time_s``. Times include each path's one-off compilation.
+    Both MC rows use the same dropout masks.
     """
     import pandas as pd
+
+    from dnnguide.calibration import uncalibrated
 
     check_range("n_bins", n_bins, 1, integer=True)
     task = infer_task(model) if task is None else task
     check_choice("task", task, TASKS)
-    plain_model = to_standard_dropout(model) if has_dropout(model, ("mc",)) else model
-    start = time.perf_counter()
-    plain = plain_model.predict(np.asarray(x), batch_size=batch_size or 256, verbose=0)
-    plain_time = time.perf_counter() - start
-    start = time.perf_counter()
-    mc = mc_predict(model, x, n_samples, batch_size, task=task, seed=seed, verbose=verbose)
-    mc_time = time.perf_counter() - start
-    rows = {}
-    for name, pred, seconds in (("plain", plain, plain_time), ("mc", mc.mean, mc_time)):
-        if task == "regression":
-            err = np.asarray(pred, "float64").reshape(len(pred), -1) - \
-                np.asarray(y, "float64").reshape(len(pred), -1)
-            rows[name] = {"rmse": float(np.sqrt(np.mean(err ** 2))),
-                          "mae": float(np.mean(np.abs(err))),
-                          "mean_std": float(mc.std.mean()) if name == "mc" else 0.0}
+    if seed is None:  # one seed for both MC rows: they differ by the calibration only
+        seed = int(np.random.randint(0, 2**31 - 1))
+    base = uncalibrated(model)
+    variants = {"plain": base, "mc": base}
+    if base is not model:
+        variants.update(calibrated=model, calibrated_mc=model)
+    x = np.asarray(x)
+    rows, predictions = {}, {}
+    for name, variant in variants.items():
+        start = time.perf_counter()
+        if name.endswith("mc"):
+            pred = mc_predict(variant, x, n_samples, batch_size, task=task, seed=seed,
+                              verbose=verbose)
         else:
-            rows[name] = classification_metrics(y, pred, n_bins)
+            layer = calibration_layer(variant)
+            pred = (variant.predict(x, batch_size=batch_size or 256, verbose=0),
+                    None if layer is None else layer.noise_variance)
+        seconds = time.perf_counter() - start
+        rows[name] = prediction_metrics(y, pred, task, n_bins)
+        if task == "regression":
+            rows[name]["mean_std"] = (float(pred.predictive_std.mean())
+                                      if isinstance(pred, MCPrediction) else 0.0)
         rows[name]["time_s"] = seconds
+        predictions[name] = pred
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "prediction"
-    return Comparison(table, np.asarray(y), np.asarray(plain), mc)
+    calibrated = predictions.get("calibrated")
+    return Comparison(table, np.asarray(y), np.asarray(predictions["plain"][0]),
+                      predictions["mc"], None if calibrated is None else calibrated[0],
+                      predictions.get("calibrated_mc"))
+
+
+# --------------------------------------------------------------------------- run report
+def prediction_metrics(y_true, prediction, task: str, n_bins: int = 15) -> dict[str, float]:
+    """Metrics of an :class:`MCPrediction`, or of a plain ``(outputs, noise_variance)`` pair.
+
+    Classification/binary: ``accuracy``, ``nll``, ``ece``, ``brier``. Regression: ``rmse``,
+    ``mae``, and with a predictive std (a noise variance, MC spread) Gaussian ``nll`` and
+    ``coverage_50/90/95`` of the central intervals.
+    """
+    from dnnguide.calibration import regression_metrics
+
+    if isinstance(prediction, MCPrediction):
+        mean, std = prediction.mean, prediction.predictive_std
+    else:
+        mean, noise_variance = prediction
+        std = None if noise_variance is None else np.broadcast_to(
+            np.sqrt(np.asarray(noise_variance, "float64")), np.shape(mean))
+    if task == "regression":
+        return regression_metrics(y_true, mean, std)
+    return classification_metrics(y_true, mean, n_bins)
+
+
+def shift_check(model, x, y=None, noise_levels=(0.0, 0.5, 1.0, 2.0), *, n_samples: int = 50,
+                seed: int = 0):
+    """Does the uncertainty rise on shifted inputs? Gaussian noise of growing scale.
+
+    Adds noise of ``level`` times each feature's standard deviation (over ``x``) and
+    reports the mean predictive entropy of the plain and the MC prediction (and their
+    accuracy if ``y`` is given). A useful uncertainty rises with the shift.
+
+    Returns:
+        A pandas DataFrame, one row per noise level.
+
+    Example:
+        >>> model = dnnguide.build_model("risk_sensitive", (8,), 3, depth=2, width=16)  # doctest: +SKIP
+        >>> shift_check(model, x)["mc_entropy"].is_monotonic_increasing  # doctest: +SKIP
+        True
+    """
+    import pandas as pd
+
+    task = infer_task(model)
+    if task == "regression":
+        raise ValueError("Argument `model` must be a classifier: the shift check compares "
+                         f"predictive entropies. Received: a model with task={task!r}")
+    x = np.asarray(x, "float32")
+    scale = x.std(axis=0, keepdims=True)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for level in noise_levels:
+        check_range("noise level", float(level), 0.0)
+        shifted = (x + level * scale * rng.standard_normal(x.shape)).astype("float32")
+        plain = model.predict(shifted, batch_size=256, verbose=0)
+        mc = mc_predict(model, shifted, n_samples, task=task, seed=seed, verbose=0)
+        row = {"noise": float(level), "plain_entropy": float(predictive_entropy(plain).mean()),
+               "mc_entropy": float(mc.entropy.mean())}
+        if y is not None:
+            row.update(plain_accuracy=accuracy(y, plain), mc_accuracy=accuracy(y, mc.mean))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plot_shift(frame, path, *, overwrite: bool = False):
+    """Plot a :func:`shift_check` frame: entropy (and accuracy) against the noise level."""
+    from dnnguide.runs import pyplot, save_figure
+
+    plt = pyplot()
+    panels = 2 if "mc_accuracy" in frame else 1
+    fig, axes = plt.subplots(1, panels, figsize=(4.6 * panels, 3.6), squeeze=False)
+    for ax, kind, label in zip(axes[0], ("entropy", "accuracy"),
+                               ("mean predictive entropy (nats)", "accuracy")):
+        for name in ("plain", "mc"):
+            ax.plot(frame["noise"], frame[f"{name}_{kind}"], marker="o",
+                    label="MC dropout" if name == "mc" else "plain")
+        ax.set(xlabel="input noise (x feature std)", ylabel=label, title=f"Shift: {kind}")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    return save_figure(fig, path, overwrite=overwrite)
+
+
+def save_run_plots(y_true, predictions: dict, task: str, folder, *, model=None, x_shift=None,
+                   n_samples: int = 50) -> list:
+    """The uncertainty plots of a run (what :func:`dnnguide.fit` saves for MC dropout models).
+
+    ``predictions``: ``{"": plain, "mc_": MC, "cal_": calibrated, "cal_mc_": calibrated MC}``
+    as in :func:`prediction_metrics`. Classification: reliability diagram (with per-bin
+    counts), rejection curves, and the shift check of ``model`` on ``x_shift``; regression:
+    expected vs observed interval coverage.
+    """
+    from pathlib import Path
+
+    from dnnguide.calibration import plot_coverage
+
+    folder = Path(folder)
+    names = {"": "plain", "mc_": f"MC dropout ({n_samples})", "cal_": "calibrated",
+             "cal_mc_": "calibrated MC"}
+    paths = []
+    if task == "regression":
+        intervals = {}
+        for key, prediction in predictions.items():
+            if isinstance(prediction, MCPrediction) and prediction.noise_variance is not None:
+                intervals[names[key]] = (prediction.mean, prediction.predictive_std)
+            elif not isinstance(prediction, MCPrediction) and prediction[1] is not None:
+                std = np.sqrt(np.asarray(prediction[1], "float64"))
+                intervals[names[key]] = (prediction[0], np.broadcast_to(std, prediction[0].shape))
+        paths.append(plot_coverage(y_true, intervals, fresh_path(folder / "coverage.png")))
+        return paths
+    probs = {names[k]: (p.mean if isinstance(p, MCPrediction) else p[0])
+             for k, p in predictions.items() if k != "cal_"}
+    paths.append(reliability_diagram(y_true, probs, fresh_path(folder / "reliability.png")))
+    curves = {name: rejection_curve(y_true, p) for name, p in probs.items()}
+    paths.append(plot_rejection_curves(curves, fresh_path(folder / "rejection.png")))
+    if model is not None and x_shift is not None:
+        frame = shift_check(model, x_shift, y_true, n_samples=n_samples)
+        paths.append(plot_shift(frame, fresh_path(folder / "shift.png")))
+    return paths

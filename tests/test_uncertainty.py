@@ -119,10 +119,12 @@ def test_mc_predict_is_seeded_and_agrees_with_the_naive_loop(bn_dropout_model):
     np.testing.assert_array_equal(a.mean, b.mean)
     # same distribution as one forward pass per sample (tiling gives every row its own mask)
     mc = dnnguide.layers.to_mc_dropout(model)
-    naive = np.stack([mc(x[:50]) for _ in range(100)])
+    with dnnguide.layers.mc_sampling():
+        naive = np.stack([mc(x[:50]) for _ in range(300)])
     big = mc_predict(model, x[:50], n_samples=400, seed=4)
-    assert np.abs(big.mean - naive.mean(0)).mean() < 0.02
-    assert np.abs(big.std - naive.std(0)).mean() < 0.02
+    # sampling noise alone gives ~0.012 here; no dropout (std 0) or BN in training mode: > 0.1
+    assert np.abs(big.mean - naive.mean(0)).mean() < 0.025
+    assert np.abs(big.std - naive.std(0)).mean() < 0.025
 
 
 def test_binary_model_gets_entropy_from_both_classes(blobs):
@@ -237,6 +239,7 @@ def test_compare_mc_dropout_regression_columns(tmp_path):
     table = comparison.table
     # the preset's model is MC: "plain" must be its deterministic (dropout off) twin
     plain = dnnguide.layers.to_standard_dropout(model).predict(x, verbose=0)[:, 0]
+    np.testing.assert_allclose(model.predict(x, verbose=0)[:, 0], plain, rtol=1e-6)
     assert table.loc["plain", "rmse"] == pytest.approx(np.sqrt(np.mean((plain - y) ** 2)),
                                                        rel=1e-5)
     assert table.loc["plain", "mean_std"] == 0 and table.loc["mc", "mean_std"] > 0
@@ -265,7 +268,7 @@ def test_cli_uncertainty_on_a_tiny_run(tmp_path, capsys):
     run_dir = result.run_dir
     assert main(["uncertainty", str(run_dir), "--samples", "10", "--seed", "0"]) == 0
     out = capsys.readouterr().out
-    assert "plain" in out and "mc" in out and "ece" in out
+    assert "plain" in out and "calibrated_mc" in out and "ece" in out
     plots = sorted(p.name for p in (run_dir / "plots").glob("uncertainty_*.png"))
     assert plots == ["uncertainty_histogram.png", "uncertainty_rejection.png",
                      "uncertainty_reliability.png"]
@@ -285,7 +288,7 @@ def test_recipe_quick(tmp_path):
     recipe = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(recipe)
     table = recipe.main(["--quick", "--run-dir", str(tmp_path)])
-    assert list(table.index) == ["plain", "mc"]
+    assert list(table.index) == ["plain", "mc", "calibrated", "calibrated_mc"]
     run = next(tmp_path.iterdir())
     assert (run / "uncertainty.csv").exists()
     assert len(list((run / "plots").glob("uncertainty_*.png"))) == 3
