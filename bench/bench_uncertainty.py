@@ -1,6 +1,6 @@
 """Is the risk-sensitive preset's uncertainty better? Calibrated MC dropout vs the plain default.
 
-    python bench/bench_uncertainty.py [--seeds 0 1 2] [--samples 50] [--csv bench_uncertainty.csv]
+    python bench/bench_uncertainty.py [--seeds 0 1 2 3 4] [--samples 50] [--csv bench_uncertainty.csv]
 
 Classification (digits, breast_cancer, mnist1d): for each seed, ``dnnguide.fit("default")``
 scored on its deterministic prediction, and ``dnnguide.fit("risk_sensitive")`` scored four
@@ -78,7 +78,7 @@ def summary(frame, columns):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--samples", type=int, default=50, help="MC samples (the run's own)")
     parser.add_argument("--datasets", nargs="+", default=[*CLASSIFICATION, "diabetes"])
     parser.add_argument("--csv", default="bench_uncertainty.csv", help="every row, per seed")

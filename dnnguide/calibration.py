@@ -157,12 +157,16 @@ def temper(probs, temperature: float) -> np.ndarray:
     return z / z.sum(axis=-1, keepdims=True)
 
 
-def fit_temperature(y_true, probs, *, bounds=(0.05, 20.0)) -> float:
-    """The temperature that minimizes the NLL of ``y_true`` (1.0 if none lowers it).
+def fit_temperature(y_true, probs, *, prior_std: float = 0.5, bounds=(0.05, 20.0)) -> float:
+    """The temperature that minimizes the NLL of ``y_true``, shrunk towards 1 (1.0 if no gain).
 
     ``probs``: class probabilities ``(n, classes)`` (for MC dropout, the mean of the
-    samples). Give it validation data only: a temperature fitted on the test split would
-    make the test scores meaningless.
+    samples). Minimizes ``NLL(T) + log(T)**2 / (2 * prior_std**2 * n)``, the maximum a
+    posteriori temperature under a log-normal prior: a validation split on which every
+    prediction is right (breast_cancer's 46 examples) has its NLL minimum at ``T -> 0``,
+    which made test NLL 0.12 -> 0.66; with ``n`` examples of evidence the prior's weight
+    fades. Give it validation data only: a temperature fitted on the test split would make
+    the test scores meaningless.
 
     Example:
         >>> y = np.array([0, 1, 0, 1])
@@ -172,16 +176,18 @@ def fit_temperature(y_true, probs, *, bounds=(0.05, 20.0)) -> float:
     """
     from scipy.optimize import minimize_scalar
 
+    check_range("prior_std", prior_std, 0.0, low_inclusive=False)
     y, _ = _labels(y_true, probs)
     p = np.asarray(probs, "float64")
+    weight = 1.0 / (2 * prior_std ** 2 * len(y))
 
-    def nll(log_t):
-        return negative_log_likelihood(y, temper(p, float(np.exp(log_t))))
+    def objective(log_t):
+        return negative_log_likelihood(y, temper(p, float(np.exp(log_t)))) + weight * log_t ** 2
 
-    best = minimize_scalar(nll, bounds=np.log(bounds), method="bounded",
+    best = minimize_scalar(objective, bounds=np.log(bounds), method="bounded",
                            options={"xatol": 1e-4})
     # Bounded Brent never tries T = 1 itself: keep the model as it is unless fitting helps.
-    return float(np.exp(best.x)) if best.fun < nll(0.0) else 1.0
+    return float(np.exp(best.x)) if best.fun < objective(0.0) else 1.0
 
 
 # --------------------------------------------------------------------------- regression

@@ -158,9 +158,12 @@ class _Sampler(keras.Model):
 
 def infer_task(model: keras.Model) -> str:
     """``classification`` (softmax output), ``binary`` (one sigmoid unit) or ``regression``."""
-    task = getattr(model, "dnnguide_task", None)
+    task = getattr(model, "dnnguide_task", None)  # set by build_model, lost by load_model
     if task in TASKS:
         return task
+    calibration = calibration_layer(model)
+    if calibration is not None:
+        return calibration.task
     activation = getattr(getattr(model.layers[-1], "activation", None), "__name__", "")
     if activation == "softmax":
         return "classification"
