@@ -36,7 +36,10 @@ from dnnguide.diagnostics import (
     find_pathologies,
 )
 from dnnguide.guidelines import Recommendation, recommend
-from dnnguide.layers import MCAlphaDropout, MCDropout, to_mc_dropout, to_standard_dropout
+from dnnguide.calibration import calibrate
+from dnnguide.layers import (
+    Calibration, MCAlphaDropout, MCDropout, to_mc_dropout, to_standard_dropout,
+)
 from dnnguide.lr_finder import LRFinderResult, lr_find
 from dnnguide.optimizers import make_optimizer, optimizer_from_config
 from dnnguide.presets import build_model, get_preset, list_presets
@@ -137,10 +140,12 @@ __all__ = [
     "trials_frame",
     "tune",
     "tuning",
-    # uncertainty (MC dropout)
+    # uncertainty (MC dropout, calibration)
+    "Calibration",
     "MCDropoutPredictor",
     "MCPrediction",
     "brier_score",
+    "calibrate",
     "compare_mc_dropout",
     "expected_calibration_error",
     "mc_predict",
