@@ -14,7 +14,8 @@ process, alternating order:
 
 - naive: ``np.stack([model(x, training=True) for _ in range(100)])`` (the model with standard
   dropout; eager calls; with BatchNormalization this would also corrupt its statistics);
-- compiled loop: ``[mc_model.predict_on_batch(x) for _ in range(100)]`` (one pass per sample);
+- compiled loop: ``[mc_model.predict_on_batch(x) for _ in range(100)]`` (one pass per sample;
+  its predict function traced inside ``mc_sampling()``);
 - ``mc_predict``: one-shot, tiled samples in compiled calls of at most ``max_rows`` rows
   (every call traces its sampler again);
 - ``MCDropoutPredictor``: the same, built once and reused (traced once).
@@ -56,13 +57,16 @@ def main(argv=None) -> int:
     import pandas as pd
 
     import dnnguide
-    from dnnguide.layers import to_standard_dropout
+    from dnnguide.layers import mc_sampling, to_mc_dropout, to_standard_dropout
     from dnnguide.uncertainty import MCDropoutPredictor, compare_mc_dropout, mc_predict
 
     data = dnnguide.load_dataset("mnist1d", seed=0)
     result = dnnguide.fit("risk_sensitive", data, run_dir=None, epochs=args.epochs, verbose=0)
     mc_model = result.model  # the preset builds MC dropout layers
     plain_model = to_standard_dropout(mc_model)
+    # MC layers sample only where traced inside mc_sampling(): a copy whose predict function
+    # is traced (for each new shape) there gives the compiled one-pass-per-sample loop.
+    loop_model = to_mc_dropout(mc_model)
     n = args.samples
 
     def time_methods(x):
@@ -70,7 +74,8 @@ def main(argv=None) -> int:
             return np.stack([np.asarray(plain_model(x, training=True)) for _ in range(n)])
 
         def compiled_loop():
-            return np.stack([np.asarray(mc_model.predict_on_batch(x)) for _ in range(n)])
+            with mc_sampling():
+                return np.stack([np.asarray(loop_model.predict_on_batch(x)) for _ in range(n)])
 
         def one_shot():
             return mc_predict(mc_model, x, n, verbose=0).mean

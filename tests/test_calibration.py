@@ -156,6 +156,10 @@ def test_a_run_calibrates_on_validation_only_and_saves_the_calibration(tmp_path)
         assert {f"test_{prefix}{k}" for k in ("accuracy", "nll", "ece", "brier")} <= set(metrics)
     assert metrics["test_cal_nll"] <= metrics["test_nll"] + 0.05  # fitted on val, not test
     loaded = dnnguide.runs.open_run(run.run_dir).model()
+    # issue 15: test_accuracy is the deterministic prediction's, not one random dropout pass
+    plain = uncalibrated(loaded).predict(x[550:], verbose=0)
+    assert metrics["test_accuracy"] == pytest.approx(np.mean(plain.argmax(1) == y[550:]), abs=1e-6)
+    assert metrics["test_cal_accuracy"] == pytest.approx(metrics["test_accuracy"])  # same ranking
     layer = calibration_layer(loaded)
     assert layer.temperature == metrics["temperature"]
     assert layer.mc_temperature == metrics["mc_temperature"]

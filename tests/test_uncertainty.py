@@ -306,3 +306,18 @@ def test_predictor_follows_later_changes_to_the_model(bn_dropout_model):
     output.bias.assign(np.zeros(output.bias.shape, "float32"))
     after = predictor.predict(x[:20], n_samples=5)  # the copy inside was refreshed
     np.testing.assert_allclose(after.mean, 1 / 3, atol=1e-6)
+
+
+def test_shift_check_entropy_rises_with_input_noise(bn_dropout_model, tmp_path):
+    from dnnguide.uncertainty import plot_shift, shift_check
+
+    model, x, y = bn_dropout_model
+    frame = shift_check(model, x, y, noise_levels=(0.0, 1.0, 4.0), n_samples=10)
+    assert list(frame["noise"]) == [0.0, 1.0, 4.0]
+    assert frame["mc_entropy"].iloc[-1] > frame["mc_entropy"].iloc[0]
+    # (here the plain prediction grows MORE confident far from the data: what the check shows)
+    assert frame["plain_accuracy"].iloc[-1] < frame["plain_accuracy"].iloc[0]
+    assert plot_shift(frame, tmp_path / "shift.png").read_bytes()[:8] == PNG
+    regression = dnnguide.build_model("default", (8,), 1, task="regression", depth=1, width=4)
+    with pytest.raises(ValueError, match="must be a classifier"):
+        shift_check(regression, x)
