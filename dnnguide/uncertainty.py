@@ -1,16 +1,20 @@
 """Monte Carlo dropout prediction that leaves the model untouched, and calibration metrics.
 
-:func:`mc_predict` switches on *dropout only*: it runs a copy of the model whose
-``Dropout``/``AlphaDropout`` layers are always-on MC layers (:func:`dnnguide.layers.to_mc_dropout`)
+:func:`mc_predict` switches on *dropout only*: it traces the model inside
+:func:`dnnguide.layers.mc_sampling`, where its MC dropout layers sample (a model with standard
+``Dropout``/``AlphaDropout`` is converted in a copy, :func:`dnnguide.layers.to_mc_dropout`),
 with every other layer in inference mode. Calling the model with ``training=True`` instead
 would also put BatchNormalization in training mode and overwrite its moving statistics.
 The samples are batched: each compiled call runs the model once on ``n`` tiled copies of a
-chunk of inputs (each row gets its own dropout mask), which removes the per-call overhead
-of the naive ``[model(x, training=True) for _ in range(100)]`` loop; ``max_rows`` bounds the
-rows of one call, so large inputs are processed in chunks.
+chunk of inputs (each row gets its own dropout mask, drawn in the graph from a seed input),
+which removes the per-call overhead of the naive ``[model(x, training=True) for _ in
+range(100)]`` loop; ``max_rows`` bounds the rows of one call, so large inputs are processed
+in chunks. The sampler is traced once per model and kept with it.
 
 Metrics (top-1 expected calibration error with equal-width bins, NLL, Brier score,
-accuracy, rejection curve) work on any class probabilities; the plots are matplotlib PNGs.
+accuracy, rejection curve; Gaussian NLL and interval coverage for regression) work on any
+predictions; :func:`shift_check` asks whether the uncertainty rises on shifted inputs; the
+plots are matplotlib PNGs.
 
 Example:
     >>> import dnnguide
@@ -176,10 +180,11 @@ def infer_task(model: keras.Model) -> str:
 class MCDropoutPredictor:
     """Reusable MC dropout sampler for one model: compiles once, predicts many times.
 
-    Holds the MC copy of ``model`` (if it needed converting) and the compiled sampling
-    calls, so repeated predictions skip the conversion and the tracing that a one-shot
-    :func:`mc_predict` pays. A copy is refreshed from ``model``'s weights before every
-    prediction, so training ``model`` further is never silently ignored.
+    Holds the MC copy of ``model`` (if it had standard dropout to convert) and the compiled
+    sampling calls, so repeated predictions skip the conversion and the tracing
+    (:func:`mc_predict` keeps one such predictor with the model). A copy is refreshed from
+    ``model``'s weights before every prediction, so training ``model`` further is never
+    silently ignored. With ``seed``, successive predictions are a reproducible sequence.
 
     Args:
         model: a Keras model with one input and one output (Sequential or functional if
