@@ -325,7 +325,7 @@ def calibrate(model_or_predictor, x_val, y_val, *, n_samples: int = 50, seed: in
         layer = Calibration(task, temperature=fit_temperature(y_val, plain),
                             mc_temperature=fit_temperature(y_val, mc.mean) if sampled else 1.0,
                             name="calibration")
-    calibrated = _with_attributes(keras.Model(base.inputs, layer(base.outputs[0]),
+    calibrated = _with_attributes(keras.Model(_single(base.inputs), layer(base.outputs[0]),
                                               name=base.name), base)
     if getattr(base, "compiled", False):
         try:  # evaluate() should work on it as on the model; a fresh optimizer state
@@ -348,9 +348,14 @@ def uncalibrated(model):
     from dnnguide.layers import Calibration
 
     if model.layers and isinstance(model.layers[-1], Calibration):
-        return _with_attributes(keras.Model(model.inputs, model.layers[-1].input,
+        return _with_attributes(keras.Model(_single(model.inputs), model.layers[-1].input,
                                             name=model.name), model)
     return model
+
+
+def _single(inputs):
+    # A one-element list would make Keras warn on every plain-array predict().
+    return inputs[0] if len(inputs) == 1 else inputs
 
 
 def _with_attributes(new, model):

@@ -554,9 +554,10 @@ def compare_mc_dropout(model, x, y, *, n_samples: int = 100, n_bins: int = 15,
                     None if layer is None else layer.noise_variance)
         seconds = time.perf_counter() - start
         rows[name] = prediction_metrics(y, pred, task, n_bins)
-        if task == "regression":
+        if task == "regression":  # plain: the calibrated noise std, if any
             rows[name]["mean_std"] = (float(pred.predictive_std.mean())
-                                      if isinstance(pred, MCPrediction) else 0.0)
+                                      if isinstance(pred, MCPrediction) else
+                                      float(np.sqrt(np.mean(pred[1]))) if pred[1] else 0.0)
         rows[name]["time_s"] = seconds
         predictions[name] = pred
     table = pd.DataFrame.from_dict(rows, orient="index")
