@@ -392,7 +392,8 @@ def _calibrate_mc(model, data: Dataset, metrics: dict, path: Path | None, n_samp
     if not has_dropout(model, kinds=("mc",)) or len(data.x_val) == 0:
         return model
     from dnnguide.calibration import calibrate
-    from dnnguide.uncertainty import calibration_layer, mc_predict, prediction_metrics
+    from dnnguide.uncertainty import calibration_layer, mc_predict
+    from dnnguide.uncertainty_report import prediction_metrics, save_run_plots
 
     calibrated = calibrate(model, data.x_val, data.y_val, n_samples=n_samples, seed=0,
                            task=data.task)
@@ -415,8 +416,6 @@ def _calibrate_mc(model, data: Dataset, metrics: dict, path: Path | None, n_samp
         metrics["temperature"] = layer.temperature
         metrics["mc_temperature"] = layer.mc_temperature
     if path is not None:
-        from dnnguide.uncertainty import save_run_plots
-
         save_run_plots(y, predictions, data.task, path / "plots", model=calibrated,
                        x_shift=x, n_samples=n_samples)
     return calibrated
