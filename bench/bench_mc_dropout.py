@@ -58,7 +58,8 @@ def main(argv=None) -> int:
 
     import dnnguide
     from dnnguide.layers import mc_sampling, to_mc_dropout, to_standard_dropout
-    from dnnguide.uncertainty import MCDropoutPredictor, compare_mc_dropout, mc_predict
+    from dnnguide.uncertainty import MCDropoutPredictor, mc_predict
+    from dnnguide.uncertainty_report import compare_mc_dropout
 
     data = dnnguide.load_dataset("mnist1d", seed=0)
     result = dnnguide.fit("risk_sensitive", data, run_dir=None, epochs=args.epochs, verbose=0)

@@ -36,7 +36,6 @@ from dnnguide.diagnostics import (
     find_pathologies,
 )
 from dnnguide.guidelines import Recommendation, recommend
-from dnnguide.calibration import calibrate
 from dnnguide.layers import (
     Calibration, MCAlphaDropout, MCDropout, to_mc_dropout, to_standard_dropout,
 )
@@ -58,13 +57,14 @@ from dnnguide.uncertainty import (
     MCDropoutPredictor,
     MCPrediction,
     brier_score,
-    compare_mc_dropout,
+    calibrate,
     expected_calibration_error,
     mc_predict,
     negative_log_likelihood,
     rejection_curve,
     reliability_diagram,
 )
+from dnnguide.uncertainty_report import compare_mc_dropout
 
 __version__ = "0.1.0"
 

@@ -391,8 +391,7 @@ def _calibrate_mc(model, data: Dataset, metrics: dict, path: Path | None, n_samp
 
     if not has_dropout(model, kinds=("mc",)) or len(data.x_val) == 0:
         return model
-    from dnnguide.calibration import calibrate
-    from dnnguide.uncertainty import calibration_layer, mc_predict
+    from dnnguide.uncertainty import calibrate, calibration_layer, mc_predict
     from dnnguide.uncertainty_report import prediction_metrics, save_run_plots
 
     calibrated = calibrate(model, data.x_val, data.y_val, n_samples=n_samples, seed=0,

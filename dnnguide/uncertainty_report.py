@@ -5,8 +5,7 @@ a model on one labelled set (the table ``dnnguide uncertainty RUN_DIR`` prints);
 :func:`prediction_metrics` scores one of them; :func:`shift_check` asks whether the
 uncertainty rises on shifted inputs; :func:`save_run_plots` writes what a run of an MC
 dropout model keeps in ``plots/`` (reliability diagram with per-bin counts, rejection
-curves, shift check; interval coverage for regression). Re-exported by
-:mod:`dnnguide.uncertainty`.
+curves, shift check; interval coverage for regression).
 
 Example:
     >>> import dnnguide
@@ -34,7 +33,9 @@ from dnnguide.calibration import (
     uncertainty_histogram,
 )
 from dnnguide.config import TASKS, check_choice, check_range
-from dnnguide.uncertainty import MCPrediction, calibration_layer, infer_task, mc_predict
+from dnnguide.uncertainty import (
+    MCPrediction, calibration_layer, infer_task, mc_predict, uncalibrated,
+)
 
 
 # --------------------------------------------------------------------------- plain vs MC
@@ -107,8 +108,6 @@ def compare_mc_dropout(model, x, y, *, n_samples: int = 100, n_bins: int = 15,
     Both MC rows use the same dropout masks.
     """
     import pandas as pd
-
-    from dnnguide.calibration import uncalibrated
 
     check_range("n_bins", n_bins, 1, integer=True)
     task = infer_task(model) if task is None else task

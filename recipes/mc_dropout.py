@@ -40,7 +40,7 @@ def main(argv=None):
 
     import dnnguide
     from dnnguide.runs import atomic_write_text
-    from dnnguide.uncertainty import compare_mc_dropout
+    from dnnguide.uncertainty_report import compare_mc_dropout
 
     overrides = {"dropout_rate": args.dropout_rate}
     if args.quick:

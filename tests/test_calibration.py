@@ -12,12 +12,12 @@ from scipy.stats import norm
 
 import dnnguide
 from dnnguide.calibration import (
-    calibrate, calibration_bins, fit_noise_variance, fit_temperature, gaussian_nll,
-    interval_coverage, negative_log_likelihood, regression_metrics, temper, uncalibrated,
+    calibration_bins, fit_noise_variance, fit_temperature, gaussian_nll, interval_coverage,
+    negative_log_likelihood, regression_metrics, temper,
 )
 from dnnguide.data import Dataset
 from dnnguide.layers import Calibration, MCDropout
-from dnnguide.uncertainty import calibration_layer, mc_predict
+from dnnguide.uncertainty import calibrate, calibration_layer, mc_predict, uncalibrated
 
 
 @pytest.fixture(scope="module")

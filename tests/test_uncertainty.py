@@ -12,10 +12,11 @@ import pytest
 import dnnguide
 from dnnguide.config import ConfigError
 from dnnguide.uncertainty import (
-    NoDropoutWarning, brier_score, calibration_bins, compare_mc_dropout,
+    NoDropoutWarning, brier_score, calibration_bins,
     expected_calibration_error, mc_predict, negative_log_likelihood, predictive_entropy,
     rejection_curve, reliability_diagram, uncertainty_histogram,
 )
+from dnnguide.uncertainty_report import compare_mc_dropout
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -309,7 +310,7 @@ def test_predictor_follows_later_changes_to_the_model(bn_dropout_model):
 
 
 def test_shift_check_entropy_rises_with_input_noise(bn_dropout_model, tmp_path):
-    from dnnguide.uncertainty import plot_shift, shift_check
+    from dnnguide.uncertainty_report import plot_shift, shift_check
 
     model, x, y = bn_dropout_model
     frame = shift_check(model, x, y, noise_levels=(0.0, 1.0, 4.0), n_samples=10)

@@ -37,7 +37,7 @@ def _run(args, _overrides) -> int:
     from dnnguide.config import check_range
     from dnnguide.layers import has_dropout
     from dnnguide.runs import atomic_write_text, open_run
-    from dnnguide.uncertainty import compare_mc_dropout, fresh_path
+    from dnnguide.uncertainty_report import compare_mc_dropout, fresh_path
 
     # Checked before the (slow) model and data loading.
     check_range("samples", args.samples, 1, integer=True)
