@@ -46,7 +46,8 @@ __version__ = "0.1.0"
 _LAZY_MODULES = {
     "dnnguide.diagnostics": ["diagnostics", "DiagnosticsCallback", "DiagnosticsReport",
                              "DiagnosticsWarning", "check_model", "find_pathologies"],
-    "dnnguide.layers": ["MCAlphaDropout", "MCDropout", "to_mc_dropout", "to_standard_dropout"],
+    "dnnguide.layers": ["Calibration", "MCAlphaDropout", "MCDropout", "to_mc_dropout",
+                        "to_standard_dropout"],
     "dnnguide.lr_finder": ["LRFinderResult", "lr_find"],
     "dnnguide.optimizers": ["make_optimizer", "optimizer_from_config"],
     "dnnguide.presets": ["build_model", "describe_preset", "get_preset", "list_presets"],
@@ -55,8 +56,9 @@ _LAZY_MODULES = {
                            "plot_schedule", "training_steps"],
     "dnnguide.training": ["RunResult", "fit", "InputScaleWarning"],
     "dnnguide.predict": ["Predictor", "load_run"],
+    "dnnguide.uncertainty_report": ["compare_mc_dropout"],
     "dnnguide.uncertainty": ["uncertainty", "MCDropoutPredictor", "MCPrediction", "brier_score",
-                             "compare_mc_dropout", "expected_calibration_error", "mc_predict",
+                             "calibrate", "expected_calibration_error", "mc_predict",
                              "negative_log_likelihood", "rejection_curve",
                              "reliability_diagram", "NoDropoutWarning"],
     # keras-tuner and tf.distribute are slow to import and not always needed.
@@ -144,10 +146,12 @@ __all__ = [
     "trials_frame",
     "tune",
     "tuning",
-    # uncertainty (MC dropout)
+    # uncertainty (MC dropout, calibration)
+    "Calibration",
     "MCDropoutPredictor",
     "MCPrediction",
     "brier_score",
+    "calibrate",
     "compare_mc_dropout",
     "expected_calibration_error",
     "mc_predict",

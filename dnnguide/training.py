@@ -374,6 +374,7 @@ def _train(model, config, data: Dataset, path: Path | None, *, epochs, batch_siz
     train_time = time.perf_counter() - start
     history = _history_frame(keras_history, path)
     metrics = _final_metrics(model, data, history, batch_size, evaluate=evaluate)
+    model = _calibrate_mc(model, data, metrics, path)  # MC dropout: fitted on the validation split
     metrics["train_time_s"] = round(train_time, 3)
     if path is not None and config is not None:
         from dnnguide.compress.finalize import finalize_run  # {} unless pruning/folding/8-bit
@@ -428,7 +429,6 @@ def _final_metrics(model, data: Dataset, history, batch_size, evaluate=None) -> 
                                         return_dict=True)
     metrics = {f"test_{k}": float(v) for k, v in test.items()}
     metrics["epochs_trained"] = int(len(history))
-    metrics.update(_mc_metrics(model, data))
     finite_val = history["val_loss"].dropna() if "val_loss" in history else ()
     if len(finite_val):  # a diverged run may have no finite validation loss at all
         best = int(finite_val.idxmin())
@@ -442,21 +442,48 @@ def _final_metrics(model, data: Dataset, history, batch_size, evaluate=None) -> 
     return metrics
 
 
-def _mc_metrics(model, data: Dataset, n_samples: int = 50) -> dict[str, float]:
-    """For an MC dropout model, test metrics of the averaged prediction (what users will use).
+def _calibrate_mc(model, data: Dataset, metrics: dict, path: Path | None, n_samples: int = 50):
+    """For an MC dropout model: the model calibrated on the validation split, and its metrics.
 
-    ``evaluate`` scores one random dropout mask; the MC mean over ``n_samples`` masks is the
-    prediction the risk-sensitive guideline is about (Gal & Ghahramani 2016).
+    ``evaluate`` (``test_accuracy``, ``test_loss``) scores the deterministic prediction; this
+    adds, side by side, the plain (``test_nll``...), MC mean of ``n_samples`` (``test_mc_*``,
+    Gal & Ghahramani 2016), calibrated (``test_cal_*``) and calibrated MC (``test_cal_mc_*``)
+    metrics: temperature scaling for classes, the noise variance for regression (RMSE,
+    Gaussian NLL, interval coverage). The temperatures or noise variances are fitted on the
+    validation split only and saved with the returned model. With a run directory, the
+    reliability diagram, rejection curve and shift check go to ``plots/``.
     """
     from dnnguide.layers import has_dropout
 
-    if data.task == "regression" or not has_dropout(model, kinds=("mc",)):
-        return {}
-    from dnnguide.uncertainty import classification_metrics, mc_predict
+    if not has_dropout(model, kinds=("mc",)) or len(data.x_val) == 0:
+        return model
+    from dnnguide.uncertainty import calibrate, calibration_layer, mc_predict
+    from dnnguide.uncertainty_report import prediction_metrics, save_run_plots
 
-    prediction = mc_predict(model, data.x_test, n_samples=n_samples, seed=0, verbose=0)
-    scores = classification_metrics(data.y_test, prediction.mean)
-    return {f"test_mc_{name}": float(value) for name, value in scores.items()}
+    calibrated = calibrate(model, data.x_val, data.y_val, n_samples=n_samples, seed=0,
+                           task=data.task)
+    layer = calibration_layer(calibrated)
+    x, y = data.x_test, data.y_test
+    predictions = {
+        "": (model.predict(x, batch_size=256, verbose=0), None),
+        "mc_": mc_predict(model, x, n_samples, task=data.task, seed=0, verbose=0),
+        "cal_": (calibrated.predict(x, batch_size=256, verbose=0), layer.noise_variance),
+        "cal_mc_": mc_predict(calibrated, x, n_samples, task=data.task, seed=0, verbose=0),
+    }
+    for prefix, prediction in predictions.items():
+        scores = prediction_metrics(y, prediction, data.task)
+        metrics.update({f"test_{prefix}{k}": v for k, v in scores.items()
+                        if f"test_{prefix}{k}" not in metrics})
+    if data.task == "regression":
+        metrics["noise_std"] = float(np.sqrt(np.mean(layer.noise_variance)))
+        metrics["mc_noise_std"] = float(np.sqrt(np.mean(layer.mc_noise_variance)))
+    else:
+        metrics["temperature"] = layer.temperature
+        metrics["mc_temperature"] = layer.mc_temperature
+    if path is not None:
+        save_run_plots(y, predictions, data.task, path / "plots", model=calibrated,
+                       x_shift=x, n_samples=n_samples)
+    return calibrated
 
 
 def _resume(run_path, *, callbacks, verbose, diagnose, strategy) -> RunResult:

@@ -1,16 +1,20 @@
 """Monte Carlo dropout prediction that leaves the model untouched, and calibration metrics.
 
-:func:`mc_predict` switches on *dropout only*: it runs a copy of the model whose
-``Dropout``/``AlphaDropout`` layers are always-on MC layers (:func:`dnnguide.layers.to_mc_dropout`)
+:func:`mc_predict` switches on *dropout only*: it traces the model inside
+:func:`dnnguide.layers.mc_sampling`, where its MC dropout layers sample (a model with standard
+``Dropout``/``AlphaDropout`` is converted in a copy, :func:`dnnguide.layers.to_mc_dropout`),
 with every other layer in inference mode. Calling the model with ``training=True`` instead
 would also put BatchNormalization in training mode and overwrite its moving statistics.
 The samples are batched: each compiled call runs the model once on ``n`` tiled copies of a
-chunk of inputs (each row gets its own dropout mask), which removes the per-call overhead
-of the naive ``[model(x, training=True) for _ in range(100)]`` loop; ``max_rows`` bounds the
-rows of one call, so large inputs are processed in chunks.
+chunk of inputs (each row gets its own dropout mask, drawn in the graph from a seed input),
+which removes the per-call overhead of the naive ``[model(x, training=True) for _ in
+range(100)]`` loop; ``max_rows`` bounds the rows of one call, so large inputs are processed
+in chunks. The sampler is traced once per model and kept with it.
 
 Metrics (top-1 expected calibration error with equal-width bins, NLL, Brier score,
-accuracy, rejection curve) work on any class probabilities; the plots are matplotlib PNGs.
+accuracy, rejection curve; Gaussian NLL and interval coverage for regression) work on any
+predictions; :func:`shift_check` asks whether the uncertainty rises on shifted inputs; the
+plots are matplotlib PNGs.
 
 Example:
     >>> import dnnguide
@@ -28,7 +32,6 @@ References:
 
 from __future__ import annotations
 
-import time
 import warnings
 from dataclasses import dataclass
 
@@ -44,14 +47,20 @@ from dnnguide.calibration import (  # noqa: F401  (re-exported: the metrics user
     calibration_bins,
     classification_metrics,
     expected_calibration_error,
+    fit_noise_variance,
+    fit_temperature,
+    gaussian_interval,
     negative_log_likelihood,
     plot_rejection_curves,
     predictive_entropy,
+    temper,
     rejection_curve,
     reliability_diagram,
     uncertainty_histogram,
 )
-from dnnguide.layers import copy_weights, has_dropout, to_mc_dropout, to_standard_dropout
+from dnnguide.layers import (
+    Calibration, _all_layers, copy_weights, has_dropout, mc_sampling, to_mc_dropout,
+)
 
 
 
@@ -64,7 +73,8 @@ class MCPrediction:
     """What :func:`mc_predict` returns.
 
     Attributes:
-        mean: mean prediction over the samples (class probabilities for classification).
+        mean: mean prediction over the samples (class probabilities for classification;
+            for a calibrated model, at its MC temperature).
         std: standard deviation over the samples, per output (per class for classification).
         task: ``"classification"``, ``"binary"`` or ``"regression"``.
         n_samples: number of MC samples.
@@ -72,6 +82,8 @@ class MCPrediction:
         mutual_information: entropy minus the mean entropy of the samples (the model's
             epistemic share, "BALD"), classification/binary only.
         samples: all samples, shape ``(n_samples, len(x), ...)``, if asked for.
+        noise_variance: regression, calibrated model: per-output noise variance fitted on
+            validation data (:func:`dnnguide.calibrate`), which :attr:`predictive_std` adds.
     """
 
     mean: np.ndarray
@@ -81,27 +93,60 @@ class MCPrediction:
     entropy: np.ndarray | None = None
     mutual_information: np.ndarray | None = None
     samples: np.ndarray | None = None
+    noise_variance: np.ndarray | None = None
 
     @property
     def uncertainty(self) -> np.ndarray:
-        """One number per example: predictive entropy, or the mean std for regression."""
+        """One number per example: predictive entropy, or the mean predictive std for regression."""
         if self.entropy is not None:
             return self.entropy
-        return self.std.reshape(len(self.std), -1).mean(axis=1)
+        return self.predictive_std.reshape(len(self.std), -1).mean(axis=1)
+
+    @property
+    def predictive_std(self) -> np.ndarray:
+        """Regression: ``sqrt(std**2 + noise_variance)``, the spread of a new target (the
+        model's share, across samples, plus the noise's); without calibration, ``std``."""
+        if self.noise_variance is None:
+            return self.std
+        return np.sqrt(np.square(self.std, dtype="float64") + self.noise_variance).astype("float32")
+
+    def interval(self, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+        """Regression: the central Gaussian interval ``mean -/+ z * predictive_std`` of ``level``.
+
+        Example:
+            >>> pred = MCPrediction(np.zeros((1, 1)), np.ones((1, 1)), "regression", 10)
+            >>> [round(float(v[0, 0]), 3) for v in pred.interval(0.95)]
+            [-1.96, 1.96]
+        """
+        if self.task != "regression":
+            raise ValueError("Intervals are for regression; a classifier's uncertainty is its "
+                             f"probabilities. Received: task={self.task!r}")
+        return gaussian_interval(self.mean, self.predictive_std, level)
 
 
 # --------------------------------------------------------------------------- sampling
 class _Sampler(keras.Model):
-    """One compiled call: the model on ``n`` tiled copies of a batch, reduced to statistics."""
+    """One compiled call: the model on ``n`` tiled copies of a batch, reduced to statistics.
+
+    Takes ``(x, seed)``: the seed (two integers) sets every MC layer's random-generator
+    state inside the graph, so the masks depend on the seed input only, and one trace
+    serves every seed and every chunk (stateless in effect; no Python loop over samples).
+    """
 
     def __init__(self, model, n, task, return_samples):
         super().__init__(name="mc_sampler")
         self.inner, self.n, self.task, self.return_samples = model, n, task, return_samples
 
-    def call(self, x):
+    def call(self, inputs):
+        x, seed = inputs
+        for i, layer in enumerate(_mc_layers(self.inner)):
+            state = layer.seed_generator.state
+            offset = ops.convert_to_tensor(np.array([0, i]), dtype=state.dtype)
+            state.assign(ops.cast(seed, state.dtype) + offset)
         batch = ops.shape(x)[0]
         tiled = ops.tile(x, (self.n,) + (1,) * (len(x.shape) - 1))  # sample-major rows
-        y = self.inner(tiled, training=False)  # BN etc. in inference mode; MC layers sample
+        with mc_sampling():  # traced with dropout on; BN etc. stay in inference mode
+            y = self.inner(tiled, training=False)
         # float32 statistics even under a mixed-precision policy (log of a float16 1e-12 is -inf)
         y = ops.cast(ops.reshape(y, (self.n, batch) + tuple(y.shape[1:])), "float32")
         mean = ops.mean(y, axis=0)
@@ -117,9 +162,12 @@ class _Sampler(keras.Model):
 
 def infer_task(model: keras.Model) -> str:
     """``classification`` (softmax output), ``binary`` (one sigmoid unit) or ``regression``."""
-    task = getattr(model, "dnnguide_task", None)
+    task = getattr(model, "dnnguide_task", None)  # set by build_model, lost by load_model
     if task in TASKS:
         return task
+    calibration = calibration_layer(model)
+    if calibration is not None:
+        return calibration.task
     activation = getattr(getattr(model.layers[-1], "activation", None), "__name__", "")
     if activation == "softmax":
         return "classification"
@@ -132,10 +180,11 @@ def infer_task(model: keras.Model) -> str:
 class MCDropoutPredictor:
     """Reusable MC dropout sampler for one model: compiles once, predicts many times.
 
-    Holds the MC copy of ``model`` (if it needed converting) and the compiled sampling
-    calls, so repeated predictions skip the conversion and the tracing that a one-shot
-    :func:`mc_predict` pays. A copy is refreshed from ``model``'s weights before every
-    prediction, so training ``model`` further is never silently ignored.
+    Holds the MC copy of ``model`` (if it had standard dropout to convert) and the compiled
+    sampling calls, so repeated predictions skip the conversion and the tracing
+    (:func:`mc_predict` keeps one such predictor with the model). A copy is refreshed from
+    ``model``'s weights before every prediction, so training ``model`` further is never
+    silently ignored. With ``seed``, successive predictions are a reproducible sequence.
 
     Args:
         model: a Keras model with one input and one output (Sequential or functional if
@@ -157,6 +206,8 @@ class MCDropoutPredictor:
     def __init__(self, model: keras.Model, *, task: str | None = None, max_rows: int = 4096,
                  seed: int | None = None):
         check_range("max_rows", max_rows, 1, integer=True)
+        if seed is not None:
+            check_range("seed", seed, 0, integer=True)
         task = infer_task(model) if task is None else task
         check_choice("task", task, TASKS)
         self._inputs = list(getattr(model, "inputs", None) or [])  # a subclassed model has none
@@ -164,26 +215,36 @@ class MCDropoutPredictor:
         if len(self._inputs) > 1 or len(outputs) > 1:
             raise ValueError("Argument `model` must have one input and one output. Received: "
                              f"model with {len(self._inputs)} inputs and {len(outputs)} outputs")
-        self.model, self.task, self.max_rows = model, task, max_rows
-        self._mc = model
-        if seed is not None or has_dropout(model, ("standard",)):
-            self._mc = to_mc_dropout(model, seed=seed)
+        self.model, self.task, self.max_rows, self.seed = model, task, max_rows, seed
+        # Only standard dropout needs a copy (its layers cannot be switched on); MC layers
+        # are switched on by the sampler's own trace, so the model itself is used as is.
+        self._mc = to_mc_dropout(model) if has_dropout(model, ("standard",)) else model
+        self._samplers: dict[tuple[int, bool], _Sampler] = {}
+        self._calls = 0
+
+    def predict(self, x, n_samples: int = 100, batch_size: int | None = None, *,
+                return_samples: bool = False, seed: int | None = None,
+                verbose="auto") -> MCPrediction:
+        """MC dropout prediction of ``x``; arguments as in :func:`mc_predict`.
+
+        ``seed=None`` continues the predictor's stream: reproducible from the predictor's
+        own seed, else drawn from the global seed (``keras.utils.set_random_seed``).
+        """
+        check_range("n_samples", n_samples, 1, integer=True)
+        if batch_size is not None:
+            check_range("batch_size", batch_size, 1, integer=True)
+        if seed is not None:
+            check_range("seed", seed, 0, integer=True)
+        check_choice("verbose", verbose, ("auto", 0, 1))
+        x = self._check_x(x)
         if not has_dropout(self._mc, ("mc",)):
             warnings.warn("The model has no dropout layers, so every MC sample equals the plain "
                           "prediction (std 0). Train it with dropout (e.g. the 'risk_sensitive' "
                           "preset) for MC dropout.", NoDropoutWarning, stacklevel=2)
-        self._samplers: dict[tuple[int, bool], _Sampler] = {}
-
-    def predict(self, x, n_samples: int = 100, batch_size: int | None = None, *,
-                return_samples: bool = False, verbose="auto") -> MCPrediction:
-        """MC dropout prediction of ``x``; arguments as in :func:`mc_predict`."""
-        check_range("n_samples", n_samples, 1, integer=True)
-        if batch_size is not None:
-            check_range("batch_size", batch_size, 1, integer=True)
-        check_choice("verbose", verbose, ("auto", 0, 1))
-        x = self._check_x(x)
         if self._mc is not self.model:
             copy_weights(self.model, self._mc)
+        base = self._base_seed(seed)
+        n_layers = max(1, len(_mc_layers(self._mc)))
         per_call = _samples_per_call(self._mc, n_samples, batch_size, self.max_rows)
         if batch_size is None:
             batch_size = max(1, self.max_rows // per_call)
@@ -191,7 +252,7 @@ class MCDropoutPredictor:
         sample_chunks = [per_call] * (n_samples // per_call)
         if n_samples % per_call:
             sample_chunks.append(n_samples % per_call)
-        results, sample_parts = [], []
+        results, sample_parts, call = [], [], 0
         starts = range(0, len(x), batch_size)
         with _progress(len(starts) * len(sample_chunks), verbose) as bar:
             for start in starts:
@@ -201,7 +262,10 @@ class MCDropoutPredictor:
                     chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - real, 0)])
                 stats, samples = None, []
                 for n in sample_chunks:
-                    out = self._sampler(n, return_samples).predict_on_batch(chunk)
+                    # every call and layer its own stream: state [base, call * layers + i]
+                    seeds = np.array([base, call * n_layers], "int64")
+                    call += 1
+                    out = self._sampler(n, return_samples).predict_on_batch((chunk, seeds))
                     part = {k: np.asarray(v, "float64")[:, :real] if k == "samples"
                             else np.asarray(v, "float64")[:real] for k, v in out.items()}
                     if self.task != "regression" and stats is None:
@@ -214,6 +278,14 @@ class MCDropoutPredictor:
                 if return_samples:
                     sample_parts.append(np.concatenate(samples, axis=0))
         return self._prediction(results, sample_parts, n_samples)
+
+    def _base_seed(self, seed) -> int:
+        if seed is None and self.seed is not None:
+            seed, self._calls = (self.seed, self._calls), self._calls + 1
+        elif seed is None:  # the global NumPy state, which keras.utils.set_random_seed seeds
+            seed = int(np.random.randint(0, 2**31 - 1))
+        words = np.random.SeedSequence(np.atleast_1d(seed).tolist()).generate_state(1)
+        return int(words[0] >> 1)  # the backends cast seeds to int32 range
 
     def _sampler(self, n, return_samples) -> _Sampler:
         key = (n, return_samples)
@@ -235,10 +307,17 @@ class MCDropoutPredictor:
         mean = np.concatenate([r["mean"] for r in results])
         std = np.sqrt(np.concatenate([r["m2"] for r in results]) / n_samples)
         pred = MCPrediction(mean.astype("float32"), std.astype("float32"), self.task, n_samples)
+        calibration = calibration_layer(self.model)
+        if self.task == "regression" and calibration is not None:
+            if calibration.mc_noise_variance is not None:
+                pred.noise_variance = np.asarray(calibration.mc_noise_variance, "float32")
         if self.task != "regression":
-            pred.entropy = predictive_entropy(mean)
             mean_entropy = np.concatenate([r["mean_entropy"] for r in results])
-            pred.mutual_information = np.clip(pred.entropy - mean_entropy, 0.0, None)
+            # the model's share of the uncertainty, from the samples as they are
+            pred.mutual_information = np.clip(predictive_entropy(mean) - mean_entropy, 0, None)
+            if calibration is not None and calibration.mc_temperature != 1.0:
+                pred.mean = temper(mean, calibration.mc_temperature).astype("float32")
+            pred.entropy = predictive_entropy(pred.mean)
         if sample_parts:
             pred.samples = np.concatenate(sample_parts, axis=1)
         return pred
@@ -262,8 +341,10 @@ def mc_predict(
     (:func:`~dnnguide.layers.to_mc_dropout`); a model that already has MC layers (the
     ``risk_sensitive`` preset) is used as is. BatchNormalization runs on its moving
     statistics, and every weight stays bitwise unchanged (only the dropout layers'
-    random-generator states advance, which are not weights). For many calls on one
-    model, :class:`MCDropoutPredictor` compiles once.
+    random-generator states are set, which are not weights). The sampler is compiled
+    once per model (kept with it, as ``model.predict`` keeps its function); a calibrated
+    model (:func:`dnnguide.calibrate`) gives calibrated samples, and for regression a
+    ``noise_variance`` (see :attr:`MCPrediction.predictive_std`).
 
     Args:
         model: a Keras model with one input and one output (Sequential or functional if
@@ -289,9 +370,30 @@ def mc_predict(
         ((3, 1), (3, 1), 'regression')
     """
     check_range("n_samples", n_samples, 1, integer=True)  # before any conversion
-    predictor = MCDropoutPredictor(model, task=task, max_rows=max_rows, seed=seed)
+    predictor = _cached_predictor(model, task, max_rows)
     return predictor.predict(x, n_samples, batch_size, return_samples=return_samples,
-                             verbose=verbose)
+                             seed=seed, verbose=verbose)
+
+
+def _cached_predictor(model, task, max_rows) -> MCDropoutPredictor:
+    """The model's own predictor, traced once, as ``model.predict`` keeps its compiled function."""
+    check_range("max_rows", max_rows, 1, integer=True)
+    task = infer_task(model) if task is None else task
+    check_choice("task", task, TASKS)
+    cache = model.__dict__.get("_dnnguide_mc_predictors")
+    if cache is None:
+        cache = {}
+        # object.__setattr__: Keras would track the predictor's sampler as a sublayer.
+        object.__setattr__(model, "_dnnguide_mc_predictors", cache)
+    if (task, max_rows) not in cache:
+        cache[(task, max_rows)] = MCDropoutPredictor(model, task=task, max_rows=max_rows)
+    return cache[(task, max_rows)]
+
+
+def calibration_layer(model) -> Calibration | None:
+    """The :class:`~dnnguide.layers.Calibration` layer a calibrated model ends with, if any."""
+    layers = list(_all_layers(model))
+    return layers[-1] if layers and isinstance(layers[-1], Calibration) else None
 
 
 def _samples_per_call(model, n_samples, batch_size, max_rows) -> int:
@@ -304,7 +406,7 @@ def _samples_per_call(model, n_samples, batch_size, max_rows) -> int:
 
 
 def _mc_layers(model):
-    from dnnguide.layers import MCAlphaDropout, MCDropout, _all_layers
+    from dnnguide.layers import MCAlphaDropout, MCDropout
 
     return [layer for layer in _all_layers(model) if isinstance(layer, (MCDropout, MCAlphaDropout))]
 
@@ -357,84 +459,99 @@ class _progress:
         return False
 
 
-# --------------------------------------------------------------------------- plain vs MC
-@dataclass
-class Comparison:
-    """Plain vs MC dropout on one labelled set (what :func:`compare_mc_dropout` returns)."""
+# --------------------------------------------------------------------------- calibrate
+def calibrate(model_or_predictor, x_val, y_val, *, n_samples: int = 50, seed: int = 0,
+              task: str | None = None):
+    """Fit temperature scaling (or a regression's noise variance) on a validation split.
 
-    table: object  # pandas DataFrame, index ["plain", "mc"]
-    y_true: np.ndarray
-    plain: np.ndarray  # plain (dropout off) predictions
-    mc: MCPrediction
+    Plain prediction gets its own temperature; a model with dropout also gets one for the
+    mean of its MC dropout samples, fitted on ``n_samples`` samples of ``x_val``. For regression, the noise variance is fitted instead: constant
+    for plain prediction, and added to the spread of the samples for MC dropout (what
+    :attr:`dnnguide.MCPrediction.predictive_std` reports), in the model's output units.
 
-    def save_plots(self, folder, prefix: str = "uncertainty", n_bins: int = 15) -> list:
-        """Reliability diagram, uncertainty histogram, rejection curve (classification only).
+    Args:
+        model_or_predictor: a Keras model with one input and one output, or an
+            :class:`~dnnguide.MCDropoutPredictor`. A model that is already calibrated is
+            refitted from its uncalibrated part.
+        x_val, y_val: validation data (never the test split: it would no longer test).
+        n_samples: MC dropout samples used for fitting.
+        seed: seed of those samples.
+        task: ``classification``/``binary``/``regression``; inferred from the model.
 
-        Files get fresh names (``-2``, ``-3``... if taken); nothing is overwritten.
-        """
-        from pathlib import Path
+    Returns:
+        A Keras model ending in a :class:`~dnnguide.layers.Calibration` layer (the model's
+        layers are shared, not copied), which saves and loads with its fitted values; for a
+        predictor, a predictor of that model.
 
-        if self.mc.task == "regression":
-            return []
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        probs = {"plain": self.plain, f"MC dropout ({self.mc.n_samples})": self.mc.mean}
-        curves = {name: rejection_curve(self.y_true, p) for name, p in probs.items()}
-        def name(kind):
-            return fresh_path(folder / f"{prefix}_{kind}.png")
+    Example:
+        >>> import dnnguide  # doctest: +SKIP
+        >>> result = dnnguide.fit("risk_sensitive", "digits", run_dir=None)  # doctest: +SKIP
+        >>> data = result.data  # doctest: +SKIP
+        >>> model = calibrate(result.model, data.x_val, data.y_val)  # doctest: +SKIP
+        >>> dnnguide.mc_predict(model, data.x_test).mean  # calibrated  # doctest: +SKIP
 
-        return [
-            reliability_diagram(self.y_true, probs, name("reliability"), n_bins=n_bins),
-            uncertainty_histogram(self.y_true, probs, name("histogram")),
-            plot_rejection_curves(curves, name("rejection")),
-        ]
-
-
-def fresh_path(path):
-    """``path``, or ``<stem>-2<suffix>``, ``-3``... if taken (so nothing is overwritten)."""
-    from pathlib import Path
-
-    path = Path(path)
-    stem, suffix, attempt = path.stem, path.suffix, 1
-    while path.exists():
-        attempt += 1
-        path = path.with_name(f"{stem}-{attempt}{suffix}")
-    return path
-
-
-def compare_mc_dropout(model, x, y, *, n_samples: int = 100, n_bins: int = 15,
-                       task: str | None = None, batch_size: int | None = None,
-                       seed: int | None = None, verbose="auto") -> Comparison:
-    """Plain prediction (dropout off) vs MC dropout: metrics and time, as a pandas table.
-
-    Classification/binary columns: ``accuracy``, ``nll``, ``ece``, ``brier``, ``time_s``;
-    regression: ``rmse``, ``mae``, ``mean_std``, ``time_s``. ``model`` may have standard or
-    MC dropout layers (its plain twin is :func:`~dnnguide.layers.to_standard_dropout`).
-    Times include each path's one-off compilation.
+    References:
+        Guo et al. (2017), "On Calibration of Modern Neural Networks", ICML.
+        Kendall & Gal (2017), "What Uncertainties Do We Need in Bayesian Deep Learning?"
     """
-    import pandas as pd
-
-    check_range("n_bins", n_bins, 1, integer=True)
-    task = infer_task(model) if task is None else task
+    check_range("n_samples", n_samples, 1, integer=True)
+    predictor = model_or_predictor if isinstance(model_or_predictor, MCDropoutPredictor) else None
+    model = predictor.model if predictor is not None else model_or_predictor
+    if not isinstance(model, keras.Model) or not getattr(model, "outputs", None):
+        raise TypeError("Argument `model_or_predictor` must be a built Sequential/functional "
+                        "keras.Model or an MCDropoutPredictor. "
+                        f"Received: model_or_predictor of type {type(model_or_predictor).__name__}")
+    task = (predictor.task if predictor else infer_task(model)) if task is None else task
     check_choice("task", task, TASKS)
-    plain_model = to_standard_dropout(model) if has_dropout(model, ("mc",)) else model
-    start = time.perf_counter()
-    plain = plain_model.predict(np.asarray(x), batch_size=batch_size or 256, verbose=0)
-    plain_time = time.perf_counter() - start
-    start = time.perf_counter()
-    mc = mc_predict(model, x, n_samples, batch_size, task=task, seed=seed, verbose=verbose)
-    mc_time = time.perf_counter() - start
-    rows = {}
-    for name, pred, seconds in (("plain", plain, plain_time), ("mc", mc.mean, mc_time)):
-        if task == "regression":
-            err = np.asarray(pred, "float64").reshape(len(pred), -1) - \
-                np.asarray(y, "float64").reshape(len(pred), -1)
-            rows[name] = {"rmse": float(np.sqrt(np.mean(err ** 2))),
-                          "mae": float(np.mean(np.abs(err))),
-                          "mean_std": float(mc.std.mean()) if name == "mc" else 0.0}
-        else:
-            rows[name] = classification_metrics(y, pred, n_bins)
-        rows[name]["time_s"] = seconds
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    table.index.name = "prediction"
-    return Comparison(table, np.asarray(y), np.asarray(plain), mc)
+    base = uncalibrated(model)
+    x_val = np.asarray(x_val, "float32")
+    if len(x_val) == 0 or np.size(y_val) == 0:
+        raise ValueError("Arguments `x_val` and `y_val` must hold validation examples to fit "
+                         f"the calibration on. Received: {len(x_val)} examples")
+    plain = base.predict(x_val, batch_size=256, verbose=0)
+    sampled = has_dropout(base)
+    if sampled:
+        mc = mc_predict(base, x_val, n_samples, task=task, seed=seed, verbose=0)
+    if task == "regression":
+        layer = Calibration(task, noise_variance=fit_noise_variance(y_val, plain),
+                            mc_noise_variance=(fit_noise_variance(y_val, mc.mean, mc.std)
+                                               if sampled else None), name="calibration")
+    else:
+        layer = Calibration(task, temperature=fit_temperature(y_val, plain),
+                            mc_temperature=fit_temperature(y_val, mc.mean) if sampled else 1.0,
+                            name="calibration")
+    calibrated = _with_attributes(keras.Model(_single(base.inputs), layer(base.outputs[0]),
+                                              name=base.name), base)
+    if getattr(base, "compiled", False):
+        try:  # evaluate() should work on it as on the model; a fresh optimizer state
+            calibrated.compile_from_config(base.get_compile_config())
+        except Exception as exc:  # noqa: BLE001 - still complete for predict()
+            import warnings
+
+            warnings.warn(f"The calibrated model could not be compiled like the original "
+                          f"({exc!r}); compile it yourself before evaluate().", stacklevel=2)
+    if predictor is not None:
+        return MCDropoutPredictor(calibrated, task=task, max_rows=predictor.max_rows,
+                                  seed=predictor.seed)
+    return calibrated
+
+
+def uncalibrated(model):
+    """``model`` without its final :class:`~dnnguide.layers.Calibration` layer (shared layers)."""
+    if model.layers and isinstance(model.layers[-1], Calibration):
+        return _with_attributes(keras.Model(_single(model.inputs), model.layers[-1].input,
+                                            name=model.name), model)
+    return model
+
+
+def _single(inputs):
+    # A one-element list would make Keras warn on every plain-array predict().
+    return inputs[0] if len(inputs) == 1 else inputs
+
+
+def _with_attributes(new, model):
+    """Keep what build_model attached (config, task)."""
+    for attribute in ("dnnguide_config", "dnnguide_task"):
+        if hasattr(model, attribute):
+            setattr(new, attribute, getattr(model, attribute))
+    return new

@@ -1,8 +1,9 @@
-"""MC dropout recipe: train the risk-sensitive preset, then compare plain vs MC dropout prediction.
+"""MC dropout recipe: train the risk-sensitive preset, then compare plain vs MC vs calibrated.
 
-Trains the ``risk_sensitive`` preset (always-on MC dropout) on MNIST-1D or digits, and
-compares on the test split the plain prediction (dropout off, weight scaling) with the
-average of ``--samples`` MC dropout passes: accuracy, NLL, ECE, Brier score and time.
+Trains the ``risk_sensitive`` preset (MC dropout layers; the run calibrates the model on
+its validation split) on MNIST-1D or digits, and compares on the test split the plain
+prediction (dropout off, weight scaling), the average of ``--samples`` MC dropout passes,
+and both after temperature scaling: accuracy, NLL, ECE, Brier score and time.
 Writes ``uncertainty.csv`` and three plots (reliability diagram, uncertainty histogram,
 rejection curve) into the run directory.
 
@@ -39,7 +40,7 @@ def main(argv=None):
 
     import dnnguide
     from dnnguide.runs import atomic_write_text
-    from dnnguide.uncertainty import compare_mc_dropout
+    from dnnguide.uncertainty_report import compare_mc_dropout
 
     overrides = {"dropout_rate": args.dropout_rate}
     if args.quick:

@@ -24,7 +24,7 @@ LEVELS = {
     # building blocks: config -> Keras objects, and the run-directory store they are saved in
     "presets": 2, "layers": 2, "optimizers": 2, "schedules": 2, "runs": 2, "targets": 2,
     # capabilities built on the blocks
-    "calibration": 3, "uncertainty": 3, "lr_finder": 3, "diagnostics": 3, "distribute": 3,
+    "calibration": 3, "uncertainty": 3, "uncertainty_report": 3, "lr_finder": 3, "diagnostics": 3, "distribute": 3,
     "multi_worker": 3, "compress": 3, "auditing": 2,
     # runners: train models (tuning runs its trials with training's callbacks)
     "training": 4, "tuning": 4, "predict": 4,

@@ -1,6 +1,8 @@
-"""``dnnguide uncertainty RUN_DIR``: plain vs MC dropout prediction on a run's test set.
+"""``dnnguide uncertainty RUN_DIR``: plain vs MC dropout vs calibrated prediction on a run's test set.
 
-Prints a pandas table (accuracy, NLL, ECE, Brier score, time; RMSE/MAE for regression),
+Prints a pandas table, one row per prediction (``plain``, ``mc``, and for a calibrated run
+``calibrated``, ``calibrated_mc``): accuracy, NLL, ECE, Brier score, time; for regression
+RMSE, MAE, mean predictive std, Gaussian NLL and interval coverage. It
 saves a reliability diagram, an uncertainty histogram and a rejection curve in the run's
 ``plots/`` folder (fresh names, nothing overwritten) and the table as
 ``uncertainty.csv`` (likewise).
@@ -15,8 +17,9 @@ from __future__ import annotations
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "uncertainty", help="compare plain vs MC dropout prediction of a trained run",
-        description="Plain vs MC dropout on a run's test (or validation) split: metrics table "
+        "uncertainty", help="compare plain vs MC dropout vs calibrated prediction of a run",
+        description="Plain vs MC dropout vs calibrated (temperature or noise variance fitted on "
+                    "the validation split) on a run's test (or validation) split: metrics table "
                     "and calibration plots in RUN_DIR/plots.")
     p.add_argument("run_dir", help="a run directory written by `dnnguide train` / dnnguide.fit")
     p.add_argument("--samples", type=int, default=100, help="MC dropout samples (default 100)")
@@ -34,7 +37,7 @@ def _run(args, _overrides) -> int:
     from dnnguide.config import check_range
     from dnnguide.layers import has_dropout
     from dnnguide.runs import atomic_write_text, open_run
-    from dnnguide.uncertainty import compare_mc_dropout, fresh_path
+    from dnnguide.uncertainty_report import compare_mc_dropout, fresh_path
 
     # Checked before the (slow) model and data loading.
     check_range("samples", args.samples, 1, integer=True)

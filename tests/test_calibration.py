@@ -1,0 +1,196 @@
+"""Temperature scaling, regression noise variance and intervals (dnnguide/calibration.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import keras
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+import dnnguide
+from dnnguide.calibration import (
+    calibration_bins, fit_noise_variance, fit_temperature, gaussian_nll, interval_coverage,
+    negative_log_likelihood, regression_metrics, temper,
+)
+from dnnguide.data import Dataset
+from dnnguide.layers import Calibration, MCDropout
+from dnnguide.uncertainty import calibrate, calibration_layer, mc_predict, uncalibrated
+
+
+@pytest.fixture(scope="module")
+def overfit():
+    """An MC-dropout classifier trained to overconfidence on a noisy problem, and its data."""
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(900, 10)).astype("float32")
+    y = ((x[:, 0] + x[:, 1] + rng.normal(0, 1.0, 900)) > 0).astype("int64") + (x[:, 2] > 1)
+    model = dnnguide.build_model("risk_sensitive", (10,), 3, depth=2, width=64,
+                                 dropout_rate=0.1, learning_rate=1e-2)
+    model.fit(x[:300], y[:300], epochs=40, batch_size=32, verbose=0)
+    return model, (x[:300], y[:300]), (x[300:600], y[300:600]), (x[600:], y[600:])
+
+
+def test_temperature_one_reproduces_the_uncalibrated_probabilities_exactly(overfit):
+    model, _, (x_val, _), _ = overfit
+    inputs = model.inputs
+    identity = keras.Model(inputs, Calibration("classification")(model.outputs[0]))
+    np.testing.assert_array_equal(identity.predict(x_val, verbose=0),
+                                  model.predict(x_val, verbose=0))
+    np.testing.assert_array_equal(mc_predict(identity, x_val, 20, seed=3).mean,
+                                  mc_predict(model, x_val, 20, seed=3).mean)
+    np.testing.assert_array_equal(temper(model.predict(x_val, verbose=0), 1.0),
+                                  model.predict(x_val, verbose=0))
+
+
+def test_fitted_temperatures_lower_the_validation_nll(overfit):
+    model, _, (x_val, y_val), _ = overfit
+    calibrated = calibrate(model, x_val, y_val, n_samples=30, seed=0)
+    layer = calibration_layer(calibrated)
+    assert layer.temperature > 1.2  # overconfident: the fit flattens
+    before = negative_log_likelihood(y_val, model.predict(x_val, verbose=0))
+    after = negative_log_likelihood(y_val, calibrated.predict(x_val, verbose=0))
+    assert after < before - 0.05
+    mc_before = negative_log_likelihood(y_val, mc_predict(model, x_val, 30, seed=0).mean)
+    mc_after = negative_log_likelihood(y_val, mc_predict(calibrated, x_val, 30, seed=0).mean)
+    assert mc_after < mc_before
+    # the MC temperature is applied to the mean of the very same samples
+    np.testing.assert_allclose(mc_predict(calibrated, x_val, 30, seed=0).mean,
+                               temper(mc_predict(model, x_val, 30, seed=0).mean,
+                                      layer.mc_temperature), rtol=1e-5, atol=1e-7)
+    # refitting a calibrated model replaces its calibration, it does not stack a second one
+    again = calibrate(calibrated, x_val, y_val, n_samples=30, seed=0)
+    assert sum(isinstance(lay, Calibration) for lay in again.layers) == 1
+    assert calibration_layer(again).temperature == pytest.approx(layer.temperature)
+
+
+def test_fit_temperature_keeps_one_when_nothing_improves():
+    y = np.array([0, 1, 1, 0])
+    calibrated = np.array([[0.5, 0.5]] * 4)
+    assert fit_temperature(y, calibrated) == 1.0
+    assert fit_temperature(y, np.array([[0.9, 0.1], [0.1, 0.9], [0.1, 0.9], [0.9, 0.1]])) < 1
+
+
+def test_calibrated_model_reloads_and_predicts_identically(overfit, tmp_path):
+    model, _, (x_val, y_val), (x_test, _) = overfit
+    calibrated = calibrate(model, x_val, y_val, n_samples=20, seed=0)
+    calibrated.save(tmp_path / "calibrated.keras")
+    loaded = keras.saving.load_model(tmp_path / "calibrated.keras")
+    assert calibration_layer(loaded).get_config() == calibration_layer(calibrated).get_config()
+    np.testing.assert_array_equal(loaded.predict(x_test, verbose=0),
+                                  calibrated.predict(x_test, verbose=0))
+    np.testing.assert_array_equal(mc_predict(loaded, x_test, 20, seed=1).mean,
+                                  mc_predict(calibrated, x_test, 20, seed=1).mean)
+    assert not np.array_equal(loaded.predict(x_test, verbose=0), model.predict(x_test, verbose=0))
+    np.testing.assert_array_equal(uncalibrated(loaded).predict(x_test, verbose=0),
+                                  model.predict(x_test, verbose=0))
+
+
+def _linear_problem(n, sigma, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 4)).astype("float32")
+    w = np.array([[1.0], [-2.0], [0.5], [3.0]], "float32")
+    return x, (x @ w + rng.normal(0, sigma, (n, 1))).astype("float32"), w
+
+
+def test_coverage_on_a_problem_with_known_noise():
+    # The true mean function with MC dropout on its input: the intervals must cover as
+    # promised once the noise variance (0.5**2) is fitted on validation data.
+    x_val, y_val, w = _linear_problem(2000, 0.5, seed=1)
+    x_test, y_test, _ = _linear_problem(5000, 0.5, seed=2)
+    model = keras.Sequential([keras.Input((4,)), MCDropout(0.005, seed=0),
+                              keras.layers.Dense(1, kernel_initializer=keras.initializers.Constant(w))])
+    calibrated = calibrate(model, x_val, y_val, n_samples=50, seed=0, task="regression")
+    layer = calibration_layer(calibrated)
+    assert layer.noise_variance[0] == pytest.approx(0.25, rel=0.08)
+    assert 0 < layer.mc_noise_variance[0] < layer.noise_variance[0]  # the spread explains some
+    pred = mc_predict(calibrated, x_test, n_samples=50, seed=0)
+    assert pred.noise_variance is not None and np.all(pred.predictive_std > pred.std)
+    for level in (0.5, 0.9, 0.95):
+        assert interval_coverage(y_test, pred.mean, pred.predictive_std, level) == \
+            pytest.approx(level, abs=0.025)
+    low, high = pred.interval(0.9)
+    assert np.mean((y_test >= low) & (y_test <= high)) == pytest.approx(0.9, abs=0.025)
+    # without the noise term the MC spread alone covers far too little
+    assert interval_coverage(y_test, pred.mean, pred.std, 0.9) < 0.5
+    plain = calibrated.predict(x_test, verbose=0)
+    std = np.sqrt(layer.noise_variance[0])
+    assert interval_coverage(y_test, plain, std, 0.9) == pytest.approx(0.9, abs=0.025)
+
+
+def test_gaussian_nll_and_coverage_match_hand_computations():
+    y = np.array([0.0, 1.0, -2.0])
+    mean, std = np.array([0.5, 1.0, 0.0]), np.array([1.0, 2.0, 0.5])
+    assert gaussian_nll(y, mean, std) == pytest.approx(-norm.logpdf(y, mean, std).mean())
+    assert interval_coverage(y, mean, std, 0.9) == pytest.approx(2 / 3)  # -2 is 4 std out
+    metrics = regression_metrics(y, mean, std)
+    assert set(metrics) == {"rmse", "mae", "nll", "coverage_50", "coverage_90", "coverage_95"}
+    assert metrics["rmse"] == pytest.approx(np.sqrt((0.25 + 0 + 4) / 3))
+    # the constant variance that maximizes the likelihood is the mean squared error
+    assert fit_noise_variance(y, mean)[0] == pytest.approx(np.mean((y - mean) ** 2))
+    with pytest.raises(ValueError, match="Argument `level`"):
+        interval_coverage(y, mean, std, 1.0)
+
+
+def test_calibrate_refuses_bad_inputs(overfit):
+    model, _, (x_val, y_val), _ = overfit
+    with pytest.raises(TypeError, match="Argument `model_or_predictor`.*Received"):
+        calibrate("model", x_val, y_val)
+    with pytest.raises(ValueError, match="Arguments `x_val` and `y_val`.*Received: 0"):
+        calibrate(model, x_val[:0], y_val[:0])
+
+
+def test_a_run_calibrates_on_validation_only_and_saves_the_calibration(tmp_path):
+    rng = np.random.default_rng(0)
+    centers = rng.normal(0, 1.5, size=(3, 8))
+    y = rng.integers(0, 3, size=700)
+    x = (centers[y] + rng.normal(0, 1, size=(700, 8))).astype("float32")
+    data = Dataset("blobs", "classification", 3, x[:400], y[:400], x[400:550], y[400:550],
+                   x[550:], y[550:], standardized=True)
+    run = dnnguide.fit("risk_sensitive", data, run_dir=tmp_path, epochs=3, depth=2, width=16,
+                       verbose=0)
+    metrics = json.loads((run.run_dir / "metrics.json").read_text())
+    for prefix in ("", "mc_", "cal_", "cal_mc_"):
+        assert {f"test_{prefix}{k}" for k in ("accuracy", "nll", "ece", "brier")} <= set(metrics)
+    assert metrics["test_cal_nll"] <= metrics["test_nll"] + 0.05  # fitted on val, not test
+    loaded = dnnguide.runs.open_run(run.run_dir).model()
+    # issue 15: test_accuracy is the deterministic prediction's, not one random dropout pass
+    plain = uncalibrated(loaded).predict(x[550:], verbose=0)
+    assert metrics["test_accuracy"] == pytest.approx(np.mean(plain.argmax(1) == y[550:]), abs=1e-6)
+    assert metrics["test_cal_accuracy"] == pytest.approx(metrics["test_accuracy"])  # same ranking
+    layer = calibration_layer(loaded)
+    assert layer.temperature == metrics["temperature"]
+    assert layer.mc_temperature == metrics["mc_temperature"]
+    np.testing.assert_array_equal(loaded.predict(x[550:], verbose=0),
+                                  run.model.predict(x[550:], verbose=0))
+    assert {"reliability.png", "rejection.png", "shift.png"} <= {
+        p.name for p in (run.run_dir / "plots").iterdir()}
+    # The test split never reaches the calibration: replace it with noise, same temperatures.
+    from dnnguide.training import _calibrate_mc
+
+    shuffled = dataclasses.replace(
+        data, x_test=rng.normal(size=x[550:].shape).astype("float32"),
+        y_test=rng.permutation(y[550:]))
+    model = uncalibrated(run.model)
+    a = calibration_layer(_calibrate_mc(model, data, {}, None)).get_config()
+    b = calibration_layer(_calibrate_mc(model, shuffled, {}, None)).get_config()
+    assert a == b
+
+
+def test_reliability_diagram_shows_per_bin_counts(tmp_path, monkeypatch):
+    # issue 15: the diagram must say how many examples each bar stands on
+    from dnnguide import calibration
+
+    captured = []
+    monkeypatch.setattr(calibration, "save_figure",
+                        lambda fig, path, overwrite=False: captured.append(fig) or path)
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(3) * 0.5, 200)
+    y = rng.integers(0, 3, 200)
+    calibration.reliability_diagram(y, probs, tmp_path / "rel.png", n_bins=10)
+    texts = [t.get_text() for t in captured[0].axes[0].texts]
+    bins = calibration_bins(y, probs, 10)
+    assert texts == [str(c) for c in bins["count"] if c > 0]
+    assert sum(int(t) for t in texts) == 200
