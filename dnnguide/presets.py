@@ -22,6 +22,7 @@ import keras
 import numpy as np
 
 from dnnguide.config import ConfigError, NetworkConfig, TASKS, check_choice, nested_overrides
+from dnnguide.config import check_range
 from dnnguide.guidelines import Recommendation, recommend
 from dnnguide.layers import MCAlphaDropout, MCDropout
 
@@ -152,9 +153,7 @@ def _hidden_block(x, config: NetworkConfig, index: int, units: int):
 
 def _head(task: str, n_outputs: int):
     check_choice("task", task, TASKS)
-    if isinstance(n_outputs, bool) or not isinstance(n_outputs, (int, np.integer)) or n_outputs < 1:
-        raise ConfigError(f"Argument `n_outputs` must be a positive integer. "
-                          f"Received: n_outputs={n_outputs!r}")
+    check_range("n_outputs", n_outputs, 1, integer=True)
     if task == "binary":
         if n_outputs != 1:
             raise ConfigError("A binary task has one sigmoid output. "
