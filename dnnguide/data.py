@@ -287,8 +287,13 @@ def infer_task(y) -> tuple[str, str]:
     if whole and values.size <= limit and values.min() >= 0:
         task = "binary" if values.size == 2 else "classification"
         return task, f"{values.size} distinct whole-number labels ({y.dtype}) <= {limit}"
-    return "regression", (f"{values.size} distinct values ({y.dtype})"
-                          + (f" > {limit} for class labels" if whole else ", not whole numbers"))
+    if not whole:
+        why = "not whole numbers"
+    elif values.min() < 0:
+        why = "negative values are not class indices"
+    else:
+        why = f"> {limit} for class labels"
+    return "regression", f"{values.size} distinct values ({y.dtype}), {why}"
 
 
 def from_arrays(x, y, *, task: str | None = None, n_outputs: int | None = None,
