@@ -17,7 +17,7 @@ while writing (disk full, SIGKILL) leaves a checkpoint to resume from.
 What a resume can lose: the epoch in progress, and the finished epochs since the last
 checkpoint. One is taken after the first epoch, after the last one, and otherwise whenever
 ``min(CHECKPOINT_EVERY_S, SAVE_COST_RATIO x the last checkpoint's write time)`` has passed, so
-writing them costs at most about a tenth of the training time and an interruption loses at most
+writing them costs at most about 5% of the training time and an interruption loses at most
 30 s of finished epochs (an epoch longer than that is checkpointed at its end). Ctrl-C
 (SIGINT) finishes the epoch in progress and checkpoints it; a second Ctrl-C stops at once.
 
@@ -48,8 +48,8 @@ from dnnguide.runs import CheckpointError  # noqa: F401  (raised by the resume c
 
 #: Longest stretch of finished epochs an interruption can lose (see the module docstring).
 CHECKPOINT_EVERY_S = 30.0
-#: Checkpoints are spaced at least this many times their own write time apart (~10% overhead).
-SAVE_COST_RATIO = 10.0
+#: Checkpoints are spaced at least this many times their own write time apart (<~5% overhead).
+SAVE_COST_RATIO = 20.0
 
 #: Attributes that make up the state of Keras's stateful callbacks (Keras 3.15; a canary test
 #: checks that ``on_train_begin`` still resets exactly these).

@@ -237,6 +237,7 @@ class Run:
         import keras
 
         import dnnguide.layers  # noqa: F401  (registers the MC layers for deserialization)
+        import dnnguide.optimizers  # noqa: F401  (and the scheduled optimizers and schedules)
 
         file = self.path / "model.keras"
         if not file.exists():

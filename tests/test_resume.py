@@ -275,9 +275,9 @@ def test_checkpoint_spacing_follows_its_write_cost():
     callback.set_model(keras.Sequential())
     callback.model.stop_training = False
     assert callback._due(0)  # the first epoch is always checkpointed
-    callback.last_epoch, callback._save_cost = 0, 0.05
+    callback.last_epoch, callback._save_cost = 0, 0.025
     callback._last_save = time.monotonic() - 0.6
-    assert callback._due(5)  # 10 x 0.05 s passed: cheap checkpoints are taken often
+    assert callback._due(5)  # 20 x 0.025 s passed: cheap checkpoints are taken often
     callback._last_save = time.monotonic() - 0.3
     assert not callback._due(5)
     assert callback._due(99)  # the last epoch is always checkpointed
