@@ -11,7 +11,7 @@ import pytest
 
 import dnnguide
 from dnnguide.data import DataError
-from dnnguide.runs import RunExistsError, new_run_dir, open_run
+from dnnguide.runs import new_run_dir
 from dnnguide.training import InputScaleWarning
 
 SMALL = dict(depth=2, width=16)
