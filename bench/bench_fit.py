@@ -4,7 +4,7 @@
 
 Both train identical models (same preset, same seed, same data, same epochs, early stopping
 off so both run every epoch) in the same process, alternating order. Prints the throughput
-ratio of the training loop (dnnguide's callbacks: BackupAndRestore, CSVLogger, TensorBoard,
+ratio of the training loop (dnnguide's callbacks: exact-resume checkpoints, CSVLogger, TensorBoard,
 TerminateOnNaN, the schedule) and of the whole call (plus evaluation, model save, plot, JSON).
 """
 

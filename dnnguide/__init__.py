@@ -37,7 +37,9 @@ from dnnguide.config import (  # noqa: E402
 from dnnguide.data import Dataset, DataError, load_dataset  # noqa: E402
 from dnnguide.data_rules import DataProfile  # noqa: E402
 from dnnguide.guidelines import Recommendation, recommend  # noqa: E402
-from dnnguide.runs import RunExistsError  # noqa: E402
+from dnnguide.runs import (  # noqa: E402
+    CheckpointError, RunDirError, RunExistsError, RunLockedError,
+)
 
 __version__ = "0.1.0"
 
@@ -54,7 +56,7 @@ _LAZY_MODULES = {
     "dnnguide.schedules": ["ExponentialSchedule", "OneCycleMomentum", "OneCycleSchedule",
                            "PiecewiseConstantSchedule", "PowerSchedule", "make_schedule",
                            "plot_schedule", "training_steps"],
-    "dnnguide.training": ["RunResult", "fit", "InputScaleWarning"],
+    "dnnguide.training": ["RunResult", "fit", "InputScaleWarning", "RunInterrupted"],
     "dnnguide.predict": ["Predictor", "load_run"],
     "dnnguide.uncertainty_report": ["compare_mc_dropout"],
     "dnnguide.uncertainty": ["uncertainty", "MCDropoutPredictor", "MCPrediction", "brier_score",

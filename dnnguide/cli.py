@@ -42,6 +42,41 @@ def _parse_value(text: str):
     return value if isinstance(value, (int, float)) else text
 
 
+_TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
+
+
+def _boolean_fields() -> set[str]:
+    """Override names (flat and dotted) whose config field is a boolean."""
+    from dnnguide.config import NetworkConfig
+
+    names = {f.name for f in dataclasses.fields(NetworkConfig) if f.type == "bool"}
+    for part, cls in NetworkConfig._NESTED.items():
+        for f in dataclasses.fields(cls):
+            if f.type == "bool":
+                names |= {f.name, f"{part}.{f.name}"}
+    return names
+
+
+def coerce_booleans(overrides: dict) -> dict:
+    """Boolean fields take true/false, yes/no or 1/0 (any case); anything else is refused.
+
+    ``--standardize-inputs no`` must mean False: stored as the string "no" it would be truthy.
+    """
+    from dnnguide.config import ConfigError
+
+    flags = _boolean_fields()
+    out = dict(overrides)
+    for key, value in overrides.items():
+        if key not in flags or isinstance(value, bool):
+            continue
+        text = str(value).lower()
+        if text not in _TRUE + _FALSE:
+            raise ConfigError(f"Argument `{key}` must be one of true/false, yes/no or 1/0. "
+                              f"Received: {key}={value!r}")
+        out[key] = text in _TRUE
+    return out
+
+
 def parse_overrides(tokens: list[str]) -> dict:
     """``["--depth", "20", "--dropout-rate=0.1"]`` -> ``{"depth": 20, "dropout_rate": 0.1}``."""
     overrides, i = {}, 0
@@ -93,7 +128,9 @@ def _add_train(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for Python, NumPy and Keras")
     p.add_argument("--run-dir", default="runs", help="root folder of run directories")
     p.add_argument("--name", help="run name (default: the preset's)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue an interrupted run from its last checkpoint, or a finished one "
+                        "up to --epochs N (the new total)")
     p.add_argument("--diagnose", action="store_true",
                    help="record per-layer gradient/activation diagnostics")
     p.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1,
@@ -104,17 +141,25 @@ def _add_train(sub) -> None:
 
 
 def _train(args, overrides) -> int:
+    import math
+
     import dnnguide
     from dnnguide.data import load_dataset
+    from dnnguide.runs import check_run_root
 
+    if not args.resume:
+        check_run_root(args.run_dir)  # before loading anything
     strategy = None
     if args.strategy:  # created first: multi-worker strategies must precede other TF work
         from dnnguide.distribute import strategy as make_strategy
 
         strategy = make_strategy(args.strategy)
     if args.resume:
-        result = dnnguide.fit(resume=args.resume, verbose=args.verbose, diagnose=args.diagnose,
-                              strategy=strategy)
+        # Everything but --epochs must match the run (fit refuses what it cannot honour).
+        result = dnnguide.fit(args.preset, args.data, resume=args.resume, epochs=args.epochs,
+                              run_dir=args.run_dir, name=args.name, batch_size=args.batch_size,
+                              seed=args.seed, task=args.task, verbose=args.verbose,
+                              diagnose=args.diagnose, strategy=strategy, **overrides)
     else:
         data = load_dataset(args.data, seed=args.seed, target=args.target, task=args.task)
         result = dnnguide.fit(args.preset, data, run_dir=args.run_dir, name=args.name,
@@ -129,6 +174,11 @@ def _train(args, overrides) -> int:
     print(f"test metrics: {shown}")
     if result.run_dir is not None:
         print(f"run directory: {result.run_dir}")
+    if not math.isfinite(result.metrics.get("test_loss", 0.0)):
+        print("dnnguide train: error: training diverged (non-finite loss); the run is recorded "
+              "as 'diverged'. Lower the learning rate or clip gradients (--clipnorm 1.0).",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -192,11 +242,17 @@ def _add_runs(sub) -> None:
 
 
 def _runs(args, _overrides) -> int:
+    import warnings
+
     import pandas as pd
 
-    from dnnguide.runs import load
+    from dnnguide.runs import DamagedRunWarning, load
 
-    frame = load(args.root)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DamagedRunWarning)
+        frame = load(args.root)
+    for warning in caught:
+        print(f"dnnguide runs: warning: {warning.message}", file=sys.stderr)
     if frame.empty:
         print(f"no runs under {args.root}")
         return 0
@@ -231,24 +287,28 @@ _WITHOUT_KERAS = ("recommend", "presets", "runs")
 def main(argv: list[str] | None = None) -> int:
     from dnnguide.config import ConfigError
     from dnnguide.data import DataError
-    from dnnguide.runs import RunExistsError
+    from dnnguide.runs import CheckpointError, RunDirError, RunExistsError
 
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
-    overrides = {}
-    if rest:
-        if not getattr(args, "accepts_overrides", False):
-            parser.error(f"unrecognized arguments: {' '.join(rest)}")
-        overrides = parse_overrides(rest)
     if args.command not in _WITHOUT_KERAS:
         from dnnguide._startup import import_keras
 
         import_keras()  # before the command's own imports: TensorFlow's start-up chatter filtered
     try:
+        overrides = {}
+        if rest:
+            if not getattr(args, "accepts_overrides", False):
+                parser.error(f"unrecognized arguments: {' '.join(rest)}")
+            overrides = coerce_booleans(parse_overrides(rest))
         return args.func(args, overrides) or 0
-    except (ConfigError, DataError, RunExistsError, FileNotFoundError) as exc:
+    except (ConfigError, DataError, RunExistsError, RunDirError, CheckpointError,
+            FileNotFoundError) as exc:
         print(f"dnnguide {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # a run saved its checkpoint and says how to resume
+        print(f"dnnguide {args.command}: {exc or 'interrupted'}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,11 +73,24 @@ def check_range(
     high_inclusive: bool = True,
     integer: bool = False,
 ) -> None:
-    """Raise ConfigError unless ``value`` is a number inside the given interval."""
+    """Raise ConfigError unless ``value`` is a finite number inside the given interval.
+
+    The one numeric validator: Python and NumPy numbers (``np.int64``, ``np.float32``) are
+    accepted alike, booleans are not numbers here, and NaN or infinity is refused everywhere
+    (NaN compares false with every bound, so an interval check alone would let it through).
+
+    Example:
+        >>> check_range("learning_rate", float("nan"), 0.0)
+        Traceback (most recent call last):
+        ...
+        dnnguide.config.ConfigError: Argument `learning_rate` must be a finite number. Received: learning_rate=nan
+    """
     kind = "an integer" if integer else "a number"
-    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    ok_type = isinstance(value, numbers.Integral if integer else numbers.Real)
     if isinstance(value, bool) or not ok_type:
         raise ConfigError(f"Argument `{name}` must be {kind}. Received: {name}={value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"Argument `{name}` must be a finite number. Received: {name}={value!r}")
     too_low = low is not None and (value < low if low_inclusive else value <= low)
     too_high = high is not None and (value > high if high_inclusive else value >= high)
     if too_low or too_high:
@@ -86,6 +101,18 @@ def check_range(
         raise ConfigError(
             f"Argument `{name}` must be in {left}{lo}, {hi}{right}. Received: {name}={value!r}"
         )
+
+
+def check_bool(name: str, value: Any) -> None:
+    """Raise ConfigError unless ``value`` is a real boolean (the string "no" is not False)."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"Argument `{name}` must be True or False. Received: {name}={value!r}")
+
+
+#: Caps on the network's size: beyond them a dense stack takes minutes to build with no output
+#: and far more memory than the guidelines' deep nets (tens to ~100 layers, a few hundred units).
+MAX_DEPTH = 1000
+MAX_WIDTH = 16384
 
 
 def _forbid(condition: bool, message: str) -> None:
@@ -247,8 +274,8 @@ class ScheduleConfig(_Serializable):
         check_range("factor", self.factor, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
         check_range("patience", self.patience, 0, integer=True)
         check_range("min_lr", self.min_lr, 0.0)
-        check_range("pct_start", self.pct_start, 0.0, 1.0, low_inclusive=False,
-                    high_inclusive=False)
+        # 1cycle's rise and fall each take pct_start of the steps: both must fit in the budget.
+        check_range("pct_start", self.pct_start, 0.0, 0.5, low_inclusive=False)
         check_range("div_factor", self.div_factor, 1.0)
         check_range("final_div_factor", self.final_div_factor, 1.0)
         check_range("max_momentum", self.max_momentum, 0.0, 1.0, high_inclusive=False)
@@ -287,6 +314,8 @@ class EarlyStoppingConfig(_Serializable):
 
     def __post_init__(self):
         check_range("patience", self.patience, 0, integer=True)
+        check_bool("enabled", self.enabled)
+        check_bool("restore_best_weights", self.restore_best_weights)
 
 
 # --------------------------------------------------------------------------- network
@@ -339,7 +368,12 @@ class NetworkConfig(_Serializable):
         if isinstance(self.width, list):
             object.__setattr__(self, "width", tuple(self.width))
         check_range("depth", self.depth, 1, integer=True)
+        _forbid(self.depth > MAX_DEPTH,
+                f"Argument `depth` must be at most {MAX_DEPTH} hidden layers: deeper dense stacks "
+                f"take minutes to build and do not train better. Received: depth={self.depth}")
         self._check_width()
+        check_bool("standardize_inputs", self.standardize_inputs)
+        check_bool("fold_batch_norm", self.fold_batch_norm)
         check_choice("kernel_initializer", self.kernel_initializer, INITIALIZERS)
         check_choice("activation", self.activation, ACTIVATIONS)
         check_choice("normalization", self.normalization, NORMALIZATIONS)
@@ -371,6 +405,9 @@ class NetworkConfig(_Serializable):
                 check_range("width", w, 1, integer=True)
         else:
             check_range("width", self.width, 1, integer=True)
+        _forbid(max(self.widths) > MAX_WIDTH,
+                f"Argument `width` must be at most {MAX_WIDTH} units per layer: two such layers "
+                f"are joined by 268 million weights. Received: width={self.width!r}")
 
     def _check_guidelines(self) -> None:
         reg, opt = self.regularization, self.optimizer

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from dnnguide.config import TASKS, check_choice, check_range
+from dnnguide.config import TASKS, ConfigError, check_choice, check_range
 
 EMBEDDED = ("digits", "breast_cancer", "diabetes", "mnist1d")
 LOCAL = ("fashion_mnist", "cifar10")
@@ -48,6 +48,7 @@ class Dataset:
     y_test: np.ndarray
     standardized: bool = False
     spec: dict[str, Any] = field(default_factory=dict)  # how to load it again
+    notes: list[str] = field(default_factory=list)  # what was inferred or held out, for the record
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -58,6 +59,7 @@ class Dataset:
             "name": self.name, "task": self.task, "n_outputs": self.n_outputs,
             "n_train": len(self.x_train), "n_val": len(self.x_val), "n_test": len(self.x_test),
             "input_shape": list(self.input_shape), "standardized": self.standardized,
+            **({"notes": list(self.notes)} if self.notes else {}),
         }
 
 
@@ -220,7 +222,8 @@ def load_dataset(
         test_fraction: test share when the source has no test split.
         val_fraction: validation share taken from the training split.
         target: the target column (CSV only).
-        task: force ``classification``/``binary``/``regression`` (CSV only; else inferred).
+        task: force ``classification``/``binary``/``regression`` (CSV only; else inferred). For a
+            built-in dataset it must be the dataset's own task.
         flatten: flatten images to vectors (dense networks).
     """
     from sklearn.model_selection import train_test_split
@@ -242,8 +245,12 @@ def load_dataset(
                             f"Received: data={str(name)!r}. Rename the file, or name a built-in "
                             f"dataset: {list(EMBEDDED + LOCAL)}.")
         check_choice("data", name, EMBEDDED + LOCAL)
-        x, y, x_test, y_test, task = _LOADERS[name](name)
-        label = name
+        x, y, x_test, y_test, own_task = _LOADERS[name](name)
+        if task is not None and task != own_task:
+            raise ConfigError(f"Argument `task` must be {own_task!r} (or omitted) for the built-in "
+                              f"dataset {name!r}. Received: task={task!r}. The task of a CSV file "
+                              "can be chosen; a built-in dataset's cannot.")
+        task, label = own_task, name
     check_split_sizes(np.asarray(y), task, test_fraction=test_fraction, val_fraction=val_fraction,
                       has_test=x_test is not None, source=str(name),
                       class_names=preprocessing.get("classes"))
@@ -285,33 +292,93 @@ def from_spec(spec: dict[str, Any]) -> Dataset:
     return load_dataset(spec.pop("name"), **spec)
 
 
+#: Most distinct values an integer target may have to be read as class labels, and the most
+#: a whole-numbered float target may have; more is a count or an amount (regression).
+MAX_INFERRED_CLASSES = 50
+MAX_INFERRED_CLASSES_FLOAT = 10
+
+
+def infer_task(y) -> tuple[str, str]:
+    """The task a target array implies, and why (for the run record).
+
+    Class labels are whole numbers with few distinct values, and an integer dtype is a stronger
+    hint than whole-numbered floats: ``[0, 1, 2]`` labels are classes, the diabetes target (214
+    distinct whole numbers) or prices are not. Pass ``task=`` to override.
+
+    Example:
+        >>> infer_task(np.array([0, 1, 2, 1]))[0]
+        'classification'
+        >>> infer_task(np.arange(300.0))[0]
+        'regression'
+    """
+    y = np.asarray(y)
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.number) and y.dtype != bool:
+        return "regression", f"target of shape {list(y.shape)} and dtype {y.dtype}"
+    values = np.unique(y)
+    whole = y.dtype == bool or np.issubdtype(y.dtype, np.integer) or bool(
+        np.all(np.isfinite(values)) and np.all(np.mod(values, 1) == 0))
+    limit = (MAX_INFERRED_CLASSES if y.dtype == bool or np.issubdtype(y.dtype, np.integer)
+             else MAX_INFERRED_CLASSES_FLOAT)
+    limit = min(limit, max(2, len(y) // 5))  # a label needs a few rows to be a class
+    if whole and values.size <= limit and values.min() >= 0:
+        task = "binary" if values.size == 2 else "classification"
+        return task, f"{values.size} distinct whole-number labels ({y.dtype}) <= {limit}"
+    if not whole:
+        why = "not whole numbers"
+    elif values.min() < 0:
+        why = "negative values are not class indices"
+    else:
+        why = f"> {limit} for class labels"
+    return "regression", f"{values.size} distinct values ({y.dtype}), {why}"
+
+
 def from_arrays(x, y, *, task: str | None = None, n_outputs: int | None = None,
                 x_val=None, y_val=None, x_test=None, y_test=None, seed: int = 0,
-                val_fraction: float = 0.1, name: str = "arrays") -> Dataset:
-    """Wrap user arrays as a Dataset (validation split from train if none is given)."""
+                val_fraction: float = 0.1, test_fraction: float = 0.2,
+                name: str = "arrays") -> Dataset:
+    """Wrap user arrays as a Dataset, holding out test and validation splits if none is given.
+
+    Without ``x_test``, ``test_fraction`` of the rows are held out as the test split first, so
+    test metrics never come from the validation data early stopping watched. Without ``task``
+    it is inferred (:func:`infer_task`); both are written in ``Dataset.notes`` (the run record).
+
+    Example:
+        >>> ds = from_arrays(np.random.rand(100, 4), np.arange(100) % 3)
+        >>> len(ds.x_train), len(ds.x_val), len(ds.x_test), ds.task
+        (72, 8, 20, 'classification')
+    """
     from sklearn.model_selection import train_test_split
 
+    check_range("val_fraction", val_fraction, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+    check_range("test_fraction", test_fraction, 0.0, 1.0, low_inclusive=False,
+                high_inclusive=False)
     x, y = np.asarray(x), np.asarray(y)
+    notes = []
     if task is None:
-        integral = np.issubdtype(y.dtype, np.integer) or np.all(np.mod(y, 1) == 0)
-        task = "classification" if integral and y.ndim == 1 else "regression"
+        task, why = infer_task(y)
+        notes.append(f"task inferred as {task!r}: {why}; pass task= to override")
     check_choice("task", task, TASKS)
     validate_arrays(x, y, task)
-    if x_val is None:
-        stratify = y if task != "regression" else None
-        x, x_val, y, y_val = train_test_split(x, y, test_size=val_fraction,
-                                              random_state=seed, stratify=stratify)
+    stratify = (lambda labels: labels) if task != "regression" else (lambda labels: None)
+    if (x_test is None) != (y_test is None) or (x_val is None) != (y_val is None):
+        raise DataError("Pass x_test with y_test and x_val with y_val (each pair or neither).")
     if x_test is None:
-        x_test, y_test = x_val, y_val
+        x, x_test, y, y_test = train_test_split(x, y, test_size=test_fraction,
+                                                random_state=seed, stratify=stratify(y))
+        notes.append(f"test split: {len(x_test)} rows ({test_fraction:.0%}) held out of the "
+                     f"arrays (seed {seed}), unseen by training and early stopping")
+    if x_val is None:
+        x, x_val, y, y_val = train_test_split(x, y, test_size=val_fraction,
+                                              random_state=seed, stratify=stratify(y))
     if n_outputs is None:
         if task == "regression":
             n_outputs = 1 if y.ndim == 1 else y.shape[1]
         elif task == "binary":
             n_outputs = 1
         else:
-            n_outputs = int(max(np.max(y), np.max(y_val))) + 1
+            n_outputs = int(max(np.max(y), np.max(y_val), np.max(y_test))) + 1
     return Dataset(name, task, n_outputs, x, y, np.asarray(x_val), np.asarray(y_val),
-                   np.asarray(x_test), np.asarray(y_test), spec={})
+                   np.asarray(x_test), np.asarray(y_test), spec={}, notes=notes)
 
 
 def as_dataset(data, seed: int, task: str | None) -> Dataset:
@@ -319,7 +386,7 @@ def as_dataset(data, seed: int, task: str | None) -> Dataset:
     if isinstance(data, Dataset):
         return data
     if isinstance(data, (str, Path)):
-        return load_dataset(str(data), seed=seed)
+        return load_dataset(str(data), seed=seed, task=task)
     if isinstance(data, (tuple, list)) and len(data) in (2, 4):
         x, y, *val = data
         x_val, y_val = val if val else (None, None)

@@ -20,6 +20,13 @@ import tempfile
 from pathlib import Path
 
 
+def file_mode() -> int:
+    """0666 minus the user's umask: what ``open()`` would give (``mkstemp`` gives 0600)."""
+    mask = os.umask(0)  # reading the umask means setting it; put it back at once
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def pyplot():
     """``matplotlib.pyplot`` on the non-interactive Agg backend: runs write PNGs, show nothing."""
     import matplotlib
@@ -43,6 +50,7 @@ def save_figure(fig, path, *, overwrite: bool = True) -> Path:
                                   "(plots are never replaced silently).")
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
+        os.fchmod(fd, file_mode())
         os.close(fd)
         try:
             fig.savefig(tmp, dpi=100)

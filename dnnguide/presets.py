@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from dnnguide.config import ConfigError, NetworkConfig, TASKS, check_choice, nested_overrides
+from dnnguide.config import check_range
 from dnnguide.guidelines import (
     DECOUPLED_DECAY_OPTIMIZERS, ONECYCLE_TABLE, Recommendation, recommend,
 )
@@ -216,9 +217,7 @@ def _head(task: str, n_outputs: int):
     import keras
 
     check_choice("task", task, TASKS)
-    if isinstance(n_outputs, bool) or not isinstance(n_outputs, (int, np.integer)) or n_outputs < 1:
-        raise ConfigError(f"Argument `n_outputs` must be a positive integer. "
-                          f"Received: n_outputs={n_outputs!r}")
+    check_range("n_outputs", n_outputs, 1, integer=True)
     if task == "binary":
         if n_outputs != 1:
             raise ConfigError("A binary task has one sigmoid output. "

@@ -322,6 +322,14 @@ def check_callbacks(optimizer, callbacks) -> None:
     if lr is None or not callable(lr):  # a Variable (settable) or no optimizer yet
         return
     for callback in callbacks or ():
+        if isinstance(callback, keras.callbacks.LearningRateScheduler):
+            # Keras raises a TypeError at the first epoch: a schedule's LR cannot be set.
+            raise ConfigError(
+                "A LearningRateScheduler callback cannot set a learning rate that is already "
+                f"a schedule. Received: learning_rate={type(lr).__name__}, callbacks include "
+                "LearningRateScheduler. Use one or the other: schedule='constant' with the "
+                "callback, or the config's schedule without it."
+            )
         if isinstance(callback, keras.callbacks.ReduceLROnPlateau):
             raise ConfigError(
                 "Performance scheduling (ReduceLROnPlateau) cannot change a learning rate that "

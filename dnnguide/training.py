@@ -9,7 +9,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 import platform
 import time
 import warnings
@@ -22,18 +21,29 @@ from typing import Any
 import keras
 import numpy as np
 
-from dnnguide.config import ConfigError, NetworkConfig
+from dnnguide import checkpoint as ckpt
+from dnnguide.config import ConfigError, NetworkConfig, check_choice, check_range
 from dnnguide.data import Dataset, DataError, as_dataset, validate_dataset
 from dnnguide.presets import build_model, resolve_config
 from dnnguide.targets import stats_for
 from dnnguide.plotting import pyplot, save_figure
 from dnnguide.runs import (
-    RunExistsError, atomic_save_model, atomic_write_json, atomic_write_text, new_run_dir, open_run,
+    atomic_save_model, atomic_write_json, atomic_write_text, check_run_root, lock_run, new_run_dir,
+    owner,
 )
 
 
 class InputScaleWarning(UserWarning):
     """Inputs far from standardized where the model relies on it (SELU)."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Training stopped by Ctrl-C; the run is marked ``interrupted`` and can be resumed."""
+
+    def __init__(self, run_dir: Path, epochs_saved: int):
+        self.run_dir, self.epochs_saved = Path(run_dir), epochs_saved
+        super().__init__(f"interrupted after {epochs_saved} checkpointed epochs; resume with: "
+                         f"dnnguide train --resume {self.run_dir}")
 
 
 @dataclass
@@ -85,32 +95,8 @@ def _check_input_scale(config: NetworkConfig, data: Dataset) -> None:
             "Set standardize_inputs=True or standardize the data.", InputScaleWarning, stacklevel=3)
 
 
-#: Seconds between resumable checkpoints. Saving weights and optimizer state after every epoch
-#: cost a quarter of a short fit's time; an interrupted run loses at most this much work.
-CHECKPOINT_EVERY_S = 30.0
-
-
-class PeriodicBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """``BackupAndRestore`` that checkpoints after the first epoch, then once ``min_interval`` s passed.
-
-    Keeps the previous checkpoint too (``double_checkpoint``), so a crash while writing one
-    leaves the other to resume from. ``min_interval=0`` checkpoints after every epoch.
-    """
-
-    def __init__(self, backup_dir, min_interval: float = CHECKPOINT_EVERY_S, **kwargs):
-        super().__init__(backup_dir, double_checkpoint=True, **kwargs)
-        self.min_interval = float(min_interval)
-        self._last_save = -math.inf
-
-    def _save_model(self):
-        super()._save_model()
-        self._last_save = time.monotonic()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._current_epoch = epoch + 1
-        self._last_batch_seen = 0
-        if time.monotonic() - self._last_save >= self.min_interval:
-            self._save_model()
+#: Kept for compatibility: the checkpoint policy lives in :mod:`dnnguide.checkpoint`.
+CHECKPOINT_EVERY_S = ckpt.CHECKPOINT_EVERY_S
 
 
 def make_callbacks(config: NetworkConfig | None, run_dir: Path | None, *, has_val: bool = True,
@@ -127,9 +113,8 @@ def make_callbacks(config: NetworkConfig | None, run_dir: Path | None, *, has_va
                 monitor=monitor, patience=es.patience,
                 restore_best_weights=es.restore_best_weights, verbose=0))
         callbacks.extend(schedule_callbacks(config.schedule))
-    if run_dir is not None:
+    if run_dir is not None:  # the checkpoint callback is added last by the runner
         callbacks += [
-            PeriodicBackupAndRestore(str(run_dir / "backup"), min_interval=CHECKPOINT_EVERY_S),
             keras.callbacks.CSVLogger(str(run_dir / "training_log.csv"), append=True),
             # Scalars only: tracing the graph for TensorBoard cost ~20% of a short fit.
             keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), histogram_freq=0,
@@ -246,12 +231,24 @@ def fit(
         task: ``classification``/``binary``/``regression`` for array data (else inferred).
         diagnose: record per-layer gradient/activation diagnostics (``dnnguide.diagnostics``).
         strategy: a ``tf.distribute`` strategy to build and train under.
-        resume: an interrupted run directory to continue from its last checkpoint.
+        resume: a run directory to continue from its last checkpoint (:mod:`dnnguide.checkpoint`):
+            an interrupted or crashed run finishes as it would have uninterrupted; a finished
+            one continues up to ``epochs`` (the new total). The run's own data, config, seed
+            and batch size are used; passing different ones is refused.
         **overrides: config fields (``depth=20``, ``learning_rate=3e-3`` ...).
     """
     if resume is not None:
-        return _resume(resume, callbacks=callbacks, verbose=verbose, diagnose=diagnose,
-                       strategy=strategy)
+        given = dict(config_or_model=config_or_model, data=data, run_dir=run_dir, name=name,
+                     batch_size=batch_size, seed=seed, task=task, **overrides)
+        from dnnguide.resume import resume_run
+
+        return resume_run(resume, given, epochs=epochs, callbacks=callbacks, verbose=verbose,
+                          diagnose=diagnose, strategy=strategy)
+    for key, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if value is not None:
+            check_range(key, value, 1, integer=True)
+    if run_dir:
+        check_run_root(run_dir)
     keras.utils.set_random_seed(seed)
     data = as_dataset(data, seed, task)
     validate_dataset(data)
@@ -261,10 +258,10 @@ def fit(
                               "to an already built model.")
         model, config = config_or_model, getattr(config_or_model, "dnnguide_config", None)
         _check_model_outputs(model, data)
-        epochs = epochs or (config.epochs if config else 10)
-        batch_size = batch_size or (config.batch_size if config else 32)
+        epochs = epochs if epochs is not None else (config.epochs if config else 10)
+        batch_size = batch_size if batch_size is not None else (config.batch_size if config else 32)
     else:
-        budget = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size)) if v}
+        budget = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size)) if v is not None}
         # The preset is sized and regularized for this data (dnnguide.data_rules); the
         # budget counts as an override (1cycle keeps an epochs value the user gave).
         config = resolve_config(config_or_model, data=data, **overrides, **budget)
@@ -295,9 +292,47 @@ def fit(
         import tempfile
 
         run_dir = tempfile.mkdtemp(prefix="dnnguide-worker-")
-    path = new_run_dir(run_dir, name or (config.name if config else model.name)) if run_dir else None
-    return _train(model, config, data, path, epochs=epochs, batch_size=batch_size, seed=seed,
-                  callbacks=list(callbacks), verbose=verbose, diagnose=diagnose)
+    _check_callbacks(model, config, data, callbacks)  # refused before the run folder exists
+    if not run_dir:
+        return _train(model, config, data, None, epochs=epochs, batch_size=batch_size, seed=seed,
+                      callbacks=list(callbacks), verbose=verbose, diagnose=diagnose)
+    path = new_run_dir(run_dir, name or (config.name if config else model.name))
+    with lock_run(path):
+        return _train(model, config, data, path, epochs=epochs, batch_size=batch_size, seed=seed,
+                      callbacks=list(callbacks), verbose=verbose, diagnose=diagnose)
+
+
+def _monitorable(model, has_val: bool) -> tuple[str, ...] | None:
+    """Names a callback can monitor (``loss``, the compiled metrics, their ``val_`` forms).
+
+    ``None`` when the compiled metrics cannot be named from the compile config (several
+    outputs, metric objects without a name): the check is then left to Keras.
+    """
+    if len(model.outputs) != 1:
+        return None
+    names = ["loss"]
+    for metric in (model.get_compile_config() or {}).get("metrics") or []:
+        if isinstance(metric, dict):
+            metric = (metric.get("config") or {}).get("name")
+        if not isinstance(metric, str):
+            return None
+        names.append(metric)
+    return tuple(names + [f"val_{n}" for n in names] if has_val else names)
+
+
+def _check_callbacks(model, config, data: Dataset, callbacks) -> None:
+    """Refuse callbacks that would fail mid-run: unknown monitored metrics, LR conflicts."""
+    from dnnguide.schedules import check_callbacks
+
+    has_val = len(data.x_val) > 0
+    implied = make_callbacks(config, None, has_val=has_val) + list(callbacks)
+    check_callbacks(model.optimizer, implied)
+    valid = _monitorable(model, has_val)
+    watchers = (keras.callbacks.EarlyStopping, keras.callbacks.ReduceLROnPlateau,
+                keras.callbacks.ModelCheckpoint)
+    for callback in implied:
+        if valid is not None and isinstance(callback, watchers):
+            check_choice("monitor", callback.monitor, valid)
 
 
 def _onecycle_max_lr(config: NetworkConfig, data: Dataset, seed: int) -> NetworkConfig:
@@ -342,40 +377,84 @@ class _null_scope:
 
 
 def _train(model, config, data: Dataset, path: Path | None, *, epochs, batch_size, seed,
-           callbacks, verbose, diagnose, initial_info=None) -> RunResult:
-    from dnnguide.schedules import check_callbacks
-
+           callbacks, verbose, diagnose, initial_info=None, restore=None) -> RunResult:
+    """Train and record; the caller holds the run's lock (:func:`dnnguide.runs.lock_run`)."""
     probe = (data.x_train[:256], data.y_train[:256]) if diagnose else None
     all_callbacks = make_callbacks(config, path, has_val=len(data.x_val) > 0,
                                    diagnose_probe=probe) + callbacks
-    check_callbacks(model.optimizer, all_callbacks)  # refuse before any training starts
+    _check_callbacks(model, config, data, callbacks)
     _audit_before_training(model, config, all_callbacks)
-    info = initial_info or {
+    info = dict(initial_info or {
         "seed": seed, "task": data.task, "n_outputs": data.n_outputs,
         "dataset": data.spec or None, "data_summary": data.summary(),
-        "epochs": epochs, "batch_size": batch_size,
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "environment": environment_info(),
-    }
+    })
+    info.update(epochs=epochs, batch_size=batch_size, **owner())
+    checkpoint, initial_epoch = None, 0
     if path is not None:
+        if restore is not None:
+            initial_epoch = restore[0]["epoch"]
+        checkpoint = ckpt.RunCheckpoint(path / "checkpoint", all_callbacks, epochs=epochs,
+                                        restore=restore)
+        all_callbacks.append(checkpoint)  # last: sees the other callbacks' updated state
         if config is not None:
             atomic_write_json(path / "config.json", config.to_dict())
         atomic_write_json(path / "run.json", {**info, "status": "running"})
+    try:
+        with ckpt.GracefulInterrupt(checkpoint) if checkpoint else _null_scope():
+            return _fit_and_record(model, config, data, path, info, epochs=epochs,
+                                   batch_size=batch_size, seed=seed, callbacks=all_callbacks,
+                                   verbose=verbose, initial_epoch=initial_epoch,
+                                   checkpoint=checkpoint)
+    except KeyboardInterrupt:
+        if path is None:
+            raise
+        saved = 0 if checkpoint.last_epoch is None else checkpoint.last_epoch + 1
+        saved = max(saved, initial_epoch)
+        _mark(path, info, "interrupted", epochs_saved=saved)
+        raise RunInterrupted(path, saved) from None
+    except BaseException as exc:
+        if path is not None:
+            _mark(path, info, "failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+        raise
+
+
+def _mark(path: Path, info: dict, status: str, **extra) -> None:
+    finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    atomic_write_json(path / "run.json", {**info, "status": status, "finished": finished, **extra})
+
+
+def _fit_and_record(model, config, data: Dataset, path, info, *, epochs, batch_size, seed,
+                    callbacks, verbose, initial_epoch, checkpoint) -> RunResult:
     start = time.perf_counter()
     from dnnguide import distribute
 
-    fit_fn, evaluate = model.fit, model.evaluate
     if distribute.is_multi_worker(model):  # Keras' fit fails there (keras#20585)
-        fit_fn = partial(distribute.fit_multi_worker, model, seed=seed)
         evaluate = partial(distribute.evaluate_multi_worker, model)
-    keras_history = fit_fn(
-        data.x_train, data.y_train, validation_data=(data.x_val, data.y_val),
-        epochs=epochs, batch_size=batch_size, callbacks=all_callbacks, verbose=verbose)
+        keras_history = distribute.fit_multi_worker(
+            model, data.x_train, data.y_train, validation_data=(data.x_val, data.y_val),
+            epochs=epochs, batch_size=batch_size, callbacks=callbacks, verbose=verbose, seed=seed)
+    else:
+        evaluate = model.evaluate
+        # Epoch k's order depends on (seed, k) only, so a resumed run sees the same batches.
+        # (A resume with nothing left to train still needs a non-empty dataset to build.)
+        batches, steps = ckpt.epoch_batches(data.x_train, data.y_train, batch_size, seed,
+                                            min(initial_epoch, epochs - 1), epochs)
+        keras_history = model.fit(
+            batches, steps_per_epoch=steps, shuffle=False, validation_data=(data.x_val, data.y_val),
+            validation_batch_size=batch_size, epochs=epochs, initial_epoch=initial_epoch,
+            callbacks=callbacks, verbose=verbose)
+    if checkpoint is not None and checkpoint.stop_requested:
+        raise KeyboardInterrupt  # the epoch in progress was finished and checkpointed
     train_time = time.perf_counter() - start
     history = _history_frame(keras_history, path)
     metrics = _final_metrics(model, data, history, batch_size, evaluate=evaluate)
     model = _calibrate_mc(model, data, metrics, path)  # MC dropout: fitted on the validation split
     metrics["train_time_s"] = round(train_time, 3)
+    metrics["weights_epoch"] = _weights_epoch(callbacks, history)
+    diverged = not np.isfinite(metrics.get("test_loss", 0.0)) or (
+        "loss" in history and not np.isfinite(history["loss"].iloc[-1]))
     if path is not None and config is not None:
         from dnnguide.compress.finalize import finalize_run  # {} unless pruning/folding/8-bit
 
@@ -391,8 +470,8 @@ def _train(model, config, data: Dataset, path: Path | None, *, epochs, batch_siz
 
             plot_schedule(config.schedule, config.optimizer.learning_rate,
                           config.schedule.total_steps, path / "plots" / "onecycle_schedule.png")
-        finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        atomic_write_json(path / "run.json", {**info, "status": "complete", "finished": finished})
+        extra = {"error": "training diverged (non-finite loss)"} if diverged else {}
+        _mark(path, info, "diverged" if diverged else "complete", **extra)
     return RunResult(model, history, metrics, path, config, data)
 
 
@@ -407,6 +486,15 @@ def _audit_before_training(model, config, callbacks) -> None:
     elif not report.ok:
         warnings.warn(f"The model breaks guidelines that make training fail or silently "
                       f"wrong:\n{report}", AuditWarning, stacklevel=4)
+
+
+def _weights_epoch(callbacks, history) -> int:
+    """The (1-based) epoch whose weights the model holds: early stopping's best, or the last."""
+    for callback in callbacks:
+        if (isinstance(callback, keras.callbacks.EarlyStopping) and callback.restore_best_weights
+                and callback.best_weights is not None):
+            return int(callback.best_epoch) + 1
+    return int(history["epoch"].iloc[-1]) + 1 if "epoch" in history and len(history) else 0
 
 
 def _history_frame(keras_history, path: Path | None):
@@ -484,30 +572,3 @@ def _calibrate_mc(model, data: Dataset, metrics: dict, path: Path | None, n_samp
         save_run_plots(y, predictions, data.task, path / "plots", model=calibrated,
                        x_shift=x, n_samples=n_samples)
     return calibrated
-
-
-def _resume(run_path, *, callbacks, verbose, diagnose, strategy) -> RunResult:
-    if strategy is not None and not getattr(strategy.extended, "should_checkpoint", True):
-        raise ConfigError("Resuming under a multi-worker strategy would have every worker write "
-                          f"into {run_path}. Resume on one machine (no strategy), or start a new "
-                          "multi-worker run.")
-    run = open_run(run_path)
-    if run.complete:
-        raise RunExistsError(f"Run {run.path} is already complete; nothing to resume. Start a "
-                             "new run instead (runs are never overwritten).")
-    info, config = run.info, run.config
-    if not info.get("dataset"):
-        raise DataError(f"Run {run.path} trained on in-memory arrays; pass the same data to "
-                        "fit() with a new run instead.")
-    seed = info["seed"]
-    keras.utils.set_random_seed(seed)
-    data = run.dataset()
-    adapt = data.x_train if (config.standardize_inputs and not data.standardized) else None
-    scope = strategy.scope() if strategy is not None else _null_scope()
-    with scope:
-        model = build_model(config, data.input_shape, data.n_outputs, data.task, adapt_data=adapt,
-                            target_stats=stats_for(data))
-    # BackupAndRestore in run/backup restores weights, optimizer state and the epoch counter.
-    return _train(model, config, data, run.path, epochs=info["epochs"],
-                  batch_size=info["batch_size"], seed=seed, callbacks=list(callbacks),
-                  verbose=verbose, diagnose=diagnose, initial_info=info)

@@ -124,3 +124,95 @@ def test_version_flag(capsys):
         main(["--version"])
     assert done.value.code == 0
     assert capsys.readouterr().out.strip() == f"dnnguide {dnnguide.__version__}"
+
+# --------------------------------------------------------------------------- strict input
+@pytest.mark.parametrize("text, value", [("no", False), ("NO", False), ("0", False),
+                                         ("false", False), ("yes", True), ("1", True),
+                                         ("True", True)])
+def test_booleans_are_parsed_strictly(text, value):
+    from dnnguide.cli import coerce_booleans
+
+    parsed = coerce_booleans(parse_overrides(["--standardize-inputs", text,
+                                              "--early-stopping.enabled", text, "--depth", "1"]))
+    assert parsed == {"standardize_inputs": value, "early_stopping.enabled": value, "depth": 1}
+
+
+# Each is refused with rc 2 and a message naming the value, before anything is written.
+REFUSED = [
+    (["--epochs", "0"], "Argument `epochs` must be in [1, inf]. Received: epochs=0"),
+    (["--batch-size", "0"], "Argument `batch_size` must be in [1, inf]. Received: batch_size=0"),
+    (["--standardize-inputs", "maybe"], "Argument `standardize_inputs` must be one of true/false"),
+    (["--enabled", "nope"], "Argument `enabled` must be one of true/false"),
+    (["--learning-rate", "1e999"], "Argument `learning_rate` must be a finite number"),
+    (["--dropout-rate", "nan"], "Argument `dropout_rate` must be a number. Received: "
+                                "dropout_rate='nan'"),
+    (["--depth", "10000"], "Argument `depth` must be at most 1000 hidden layers"),
+    (["--width", "100000"], "Argument `width` must be at most 16384 units"),
+    (["--task", "regression"], "Argument `task` must be 'classification' (or omitted) for the "
+                               "built-in dataset 'digits'"),
+    (["--early-stopping.monitor", "val_acc"], "Argument `monitor` must be one of ['loss', "
+                                              "'accuracy', 'val_loss', 'val_accuracy']. Received: "
+                                              "monitor='val_acc'. Did you mean 'val_accuracy'?"),
+    (["--schedule", "onecycle", "--schedule.pct-start", "0.6"],
+     "Argument `pct_start` must be in (0.0, 0.5]"),
+]
+
+
+@pytest.mark.parametrize("flags, message", REFUSED, ids=[" ".join(f) for f, _ in REFUSED])
+def test_bad_values_are_refused_before_anything_is_written(flags, message, tmp_path, capsys):
+    root = tmp_path / "runs"
+    code = main(["train", "--data", "digits", "--run-dir", str(root), "--verbose", "0", *flags])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err, err
+    assert not root.exists()
+
+
+@pytest.mark.parametrize("callback", ["lr_scheduler", "plateau"])
+def test_learning_rate_callbacks_that_fight_the_schedule_are_refused_before_the_run(callback,
+                                                                                   tmp_path):
+    import keras
+
+    import dnnguide
+
+    extra = {"lr_scheduler": keras.callbacks.LearningRateScheduler(lambda epoch, lr: lr),
+             "plateau": keras.callbacks.ReduceLROnPlateau()}[callback]
+    schedule = "exponential" if callback == "lr_scheduler" else "onecycle"
+    with pytest.raises(dnnguide.ConfigError, match=type(extra).__name__):
+        dnnguide.fit("default", "digits", run_dir=tmp_path / "runs", epochs=1, depth=1, width=8,
+                     schedule=schedule, callbacks=[extra], verbose=0)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_run_dir_into_a_run_or_a_file_is_refused(tmp_path, capsys):
+    run = tmp_path / "a-run"
+    run.mkdir()
+    for name in ("config.json", "run.json"):
+        (run / name).write_text("{}")
+    before = sorted(p.name for p in run.rglob("*"))
+    assert main(["train", "--data", "digits", "--run-dir", str(run), "--verbose", "0"]) == 2
+    assert "is itself a run directory" in capsys.readouterr().err
+    assert sorted(p.name for p in run.rglob("*")) == before
+    assert main(["train", "--data", "digits", "--run-dir", str(run / "config.json")]) == 2
+    assert "is a file" in capsys.readouterr().err
+
+
+def test_resume_with_other_settings_is_refused_and_epochs_continue_a_finished_run(tmp_path,
+                                                                                 capsys):
+    common = ["--data", "digits", "--depth", "1", "--width", "8", "--verbose", "0"]
+    assert main(["train", *common, "--epochs", "2", "--run-dir", str(tmp_path)]) == 0
+    (run,) = tmp_path.iterdir()
+    assert main(["train", "--resume", str(run), "--depth", "3"]) == 2
+    assert "cannot honour depth=3" in capsys.readouterr().err
+    assert main(["train", "--resume", str(run), "--verbose", "0"]) == 2
+    assert "already complete (2 epochs)" in capsys.readouterr().err
+    assert main(["train", "--resume", str(run), "--epochs", "3", "--verbose", "0"]) == 0
+    assert json.loads((run / "metrics.json").read_text())["epochs_trained"] == 3
+
+
+def test_a_diverged_run_exits_nonzero(tmp_path, capsys):
+    code = main(["train", "--data", "digits", "--epochs", "3", "--depth", "1", "--width", "8",
+                 "--optimizer", "sgd", "--learning-rate", "1e6", "--standardize-inputs", "no",
+                 "--run-dir", str(tmp_path), "--verbose", "0"])
+    assert code == 1 and "diverged" in capsys.readouterr().err
+    (run,) = tmp_path.iterdir()
+    assert json.loads((run / "run.json").read_text())["status"] == "diverged"

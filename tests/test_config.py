@@ -163,3 +163,56 @@ def test_ambiguous_override_asks_for_dotted_name():
 def test_from_dict_refuses_unknown_fields():
     with pytest.raises(ConfigError, match="Unknown NetworkConfig fields \\['dept'\\]"):
         NetworkConfig.from_dict({"dept": 3})
+
+
+def test_one_numeric_validator_takes_numpy_numbers():
+    import numpy as np
+
+    from dnnguide.config import check_range
+    from dnnguide.presets import _head
+
+    check_range("depth", np.int64(3), 1, integer=True)
+    check_range("rate", np.float32(0.5), 0.0, 1.0)
+    assert NetworkConfig(depth=np.int64(3), width=np.int32(8)).depth == 3
+    assert _head("classification", np.int64(3))[0] == "softmax"
+    with pytest.raises(ConfigError, match="must be an integer"):
+        check_range("depth", np.float64(3.0), 1, integer=True)
+    with pytest.raises(ConfigError, match="must be an integer"):
+        check_range("depth", True, 1, integer=True)
+
+
+@pytest.mark.parametrize("make, bad", [
+    (lambda v: OptimizerConfig(learning_rate=v), "learning_rate"),
+    (lambda v: RegularizationConfig(dropout_rate=v), "dropout_rate"),
+    (lambda v: RegularizationConfig(l2=v), "l2"),
+    (lambda v: ScheduleConfig(min_lr=v), "min_lr"),
+])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 1e999])
+def test_non_finite_numbers_are_refused_everywhere(make, bad, value):
+    with pytest.raises(ConfigError, match=f"Argument `{bad}` must be a finite number"):
+        make(value)
+
+
+def test_pct_start_is_validated_once_in_the_config():
+    assert ScheduleConfig("onecycle", pct_start=0.5).pct_start == 0.5
+    with pytest.raises(ConfigError, match=r"Argument `pct_start` must be in \(0.0, 0.5\]"):
+        ScheduleConfig("onecycle", pct_start=0.6)
+
+
+def test_depth_and_width_are_capped_with_a_reason():
+    from dnnguide.config import MAX_DEPTH, MAX_WIDTH
+
+    NetworkConfig(depth=MAX_DEPTH, width=8)
+    with pytest.raises(ConfigError, match=f"at most {MAX_DEPTH} hidden layers.*depth=10000"):
+        NetworkConfig(depth=10000)
+    with pytest.raises(ConfigError, match=f"at most {MAX_WIDTH} units.*width=100000"):
+        NetworkConfig(width=100000)
+    with pytest.raises(ConfigError, match="at most"):
+        NetworkConfig(depth=2, width=(8, 10**6))
+
+
+@pytest.mark.parametrize("key", ["standardize_inputs", "fold_batch_norm", "early_stopping.enabled",
+                                 "early_stopping.restore_best_weights"])
+def test_boolean_fields_refuse_strings(key):
+    with pytest.raises(ConfigError, match=r"must be True or False. Received: .*'no'"):
+        nested_overrides(NetworkConfig(), **{key: "no"})

@@ -116,7 +116,7 @@ def test_mirrored_over_two_logical_cpus_trains_with_mirrored_variables(tmp_path)
     assert (name, replicas, batch, variable) == ("MirroredStrategy", "2", "32", "MirroredVariable")
     assert float(accuracy) > 0.8
     steps, variable = lines[-1].split()
-    assert int(steps) == 2 * math.ceil(270 / 32) and variable == "MirroredVariable"
+    assert int(steps) == 2 * math.ceil(216 / 32) and variable == "MirroredVariable"  # 20% test, 10% val
 
 
 @pytest.mark.slow

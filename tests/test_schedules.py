@@ -142,9 +142,10 @@ def test_performance_schedule_is_a_callback_with_the_guideline_defaults():
 def test_fit_history_records_the_scheduled_learning_rate(blobs):
     x, y = blobs
     result = dnnguide.fit("default", (x, y), run_dir=None, depth=1, width=8, epochs=3,
-                          batch_size=30, schedule="exponential", decay_steps=9,
+                          batch_size=30, schedule="exponential", decay_steps=8,
                           learning_rate=0.01, verbose=0)
-    # 270 training rows / 30 = 9 steps per epoch: the LR drops tenfold per epoch.
+    # 216 training rows (60 test, 24 validation held out) / 30 = 8 steps per epoch: the LR
+    # drops tenfold per epoch.
     np.testing.assert_allclose(result.history["learning_rate"], [1e-3, 1e-4, 1e-5], rtol=1e-5)
 
 

@@ -11,7 +11,7 @@ import pytest
 
 import dnnguide
 from dnnguide.data import DataError
-from dnnguide.runs import RunExistsError, new_run_dir, open_run
+from dnnguide.runs import new_run_dir
 from dnnguide.training import InputScaleWarning
 
 SMALL = dict(depth=2, width=16)
@@ -26,7 +26,8 @@ def test_run_directory_holds_everything(blobs, tmp_path):
     names = {p.name for p in run.iterdir()}
     assert {"config.json", "run.json", "history.csv", "metrics.json", "model.keras", "plots",
             "tensorboard"} <= names
-    assert "backup" not in names  # the resume checkpoint is gone once the run is complete
+    assert (run / "checkpoint" / "latest" / "state.json").exists()  # kept: more epochs later
+    assert "lock" not in names  # released once training ended
     assert not [n for n in names if n.endswith(".tmp") or n.startswith(".")]
     assert (run / "plots" / "learning_curves.png").stat().st_size > 5000
     assert any((run / "tensorboard").rglob("events.out.tfevents.*"))
@@ -49,11 +50,18 @@ def test_runs_are_never_overwritten(tmp_path):
     assert first != second and first.exists() and second.exists()
 
 
-def test_validation_split_when_none_is_given(blobs):
+def test_arrays_get_a_real_test_split_recorded_in_the_run(blobs, tmp_path):
     x, y = blobs
-    result = dnnguide.fit("default", (x, y), run_dir=None, epochs=1, verbose=0, **SMALL)
-    assert len(result.data.x_val) == 30 and len(result.data.x_train) == 270
+    result = dnnguide.fit("default", (x, y), run_dir=tmp_path, epochs=1, verbose=0, **SMALL)
+    data = result.data
+    assert (len(data.x_train), len(data.x_val), len(data.x_test)) == (216, 24, 60)
+    # The test rows are neither validation rows (early stopping watched those) nor training rows.
+    rows = lambda a: {r.tobytes() for r in a}
+    assert not rows(data.x_test) & rows(data.x_val) and not rows(data.x_test) & rows(data.x_train)
     assert "val_loss" in result.history
+    notes = json.loads((result.run_dir / "run.json").read_text())["data_summary"]["notes"]
+    assert any("test split: 60 rows" in n for n in notes)
+    assert any("task inferred as 'classification'" in n for n in notes)
 
 
 def test_early_stopping_restores_the_best_weights(blobs):
@@ -83,29 +91,6 @@ def test_same_seed_same_weights(blobs):
     b = dnnguide.fit("default", (x, y), run_dir=None, epochs=2, seed=3, verbose=0, **SMALL)
     for wa, wb in zip(a.model.get_weights(), b.model.get_weights()):
         np.testing.assert_array_equal(wa, wb)
-
-
-def test_interrupted_run_resumes_from_its_checkpoint(tmp_path, monkeypatch):
-    monkeypatch.setattr(dnnguide.training, "CHECKPOINT_EVERY_S", 0.0)  # checkpoint every epoch
-
-    class Interrupt(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if epoch == 1:
-                raise KeyboardInterrupt("simulated crash")
-
-    with pytest.raises(KeyboardInterrupt):
-        dnnguide.fit("default", "digits", run_dir=tmp_path, epochs=4, verbose=0,
-                     callbacks=[Interrupt()], **SMALL)
-    (run_path,) = tmp_path.iterdir()
-    run = open_run(run_path)
-    assert not run.complete and (run_path / "backup").exists()
-    assert len(pd.read_csv(run_path / "training_log.csv")) == 2
-    result = dnnguide.fit(resume=run_path, verbose=0)
-    assert result.run_dir == run_path and open_run(run_path).complete
-    assert list(result.history["epoch"]) == [0, 1, 2, 3]  # epochs 2-3 only were trained now
-    assert result.history["loss"].iloc[3] < result.history["loss"].iloc[1]
-    with pytest.raises(RunExistsError, match="already complete"):
-        dnnguide.fit(resume=run_path)
 
 
 def test_runs_load_returns_a_table(blobs, tmp_path):
@@ -145,25 +130,6 @@ def test_mc_dropout_runs_report_the_averaged_prediction(blobs):
     assert 0.5 < metrics["test_mc_accuracy"] <= 1.0  # an easy problem: the MC mean gets it
     plain = dnnguide.fit("default", blobs, run_dir=None, epochs=1, verbose=0, **SMALL)
     assert not any(k.startswith("test_mc_") for k in plain.metrics)
-
-
-def test_checkpoints_are_throttled_and_resume_repeats_only_unsaved_epochs(tmp_path):
-    # Default interval (30 s): a short run's only checkpoint is the one after its first epoch,
-    # so a crash repeats the epochs after it, and the history keeps one row per epoch.
-    class Interrupt(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if epoch == 1:
-                raise KeyboardInterrupt("simulated crash")
-
-    with pytest.raises(KeyboardInterrupt):
-        dnnguide.fit("default", "digits", run_dir=tmp_path, epochs=3, verbose=0,
-                     callbacks=[Interrupt()], **SMALL)
-    (run_path,) = tmp_path.iterdir()
-    saved = json.loads((run_path / "backup" / "training_metadata.json").read_text())
-    assert saved["epoch"] == 1
-    result = dnnguide.fit(resume=run_path, verbose=0)
-    assert list(result.history["epoch"]) == [0, 1, 2]
-    assert len(pd.read_csv(run_path / "training_log.csv")) == 4  # 2 before the crash + 2
 
 
 # --------------------------------------------------------------------------- plots (issue 15.5)
