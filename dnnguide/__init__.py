@@ -171,6 +171,10 @@ __all__ = [
     "InvalidTrialError",
     "NoDropoutWarning",
     "RunExistsError",
+    "RunLockedError",
+    "RunDirError",
+    "CheckpointError",
+    "RunInterrupted",
     # audit (static guideline check of any Keras model)
     "AuditReport",
     "audit",
