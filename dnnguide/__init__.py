@@ -18,7 +18,7 @@ import os
 # only a default: a value the user set wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from dnnguide import diagnostics, runs, uncertainty  # noqa: E402
+from dnnguide import diagnostics, runs, transfer, uncertainty  # noqa: E402
 from dnnguide.config import (
     ConfigError,
     EarlyStoppingConfig,
@@ -40,6 +40,7 @@ from dnnguide.layers import MCAlphaDropout, MCDropout, to_mc_dropout, to_standar
 from dnnguide.lr_finder import LRFinderResult, lr_find
 from dnnguide.optimizers import make_optimizer, optimizer_from_config
 from dnnguide.presets import build_model, get_preset, list_presets
+from dnnguide.pretrain import pretrain_autoencoder, pretrain_auxiliary
 from dnnguide.schedules import (
     ExponentialSchedule,
     OneCycleMomentum,
@@ -51,6 +52,7 @@ from dnnguide.schedules import (
     training_steps,
 )
 from dnnguide.training import RunResult, fit
+from dnnguide.transfer import fine_tune, reuse_layers
 from dnnguide.uncertainty import (
     MCDropoutPredictor,
     MCPrediction,
@@ -150,4 +152,10 @@ __all__ = [
     "to_mc_dropout",
     "to_standard_dropout",
     "uncertainty",
+    # transfer learning and pretraining
+    "fine_tune",
+    "pretrain_autoencoder",
+    "pretrain_auxiliary",
+    "reuse_layers",
+    "transfer",
 ]

@@ -188,6 +188,11 @@ def fit(
     diagnose: bool = False,
     strategy=None,
     resume: str | Path | None = None,
+    init_from=None,
+    reuse_layers=None,
+    freeze_epochs: int | None = None,
+    unfreeze="all",
+    lr_factor: float = 0.1,
     **overrides,
 ) -> RunResult:
     """Train a preset, config or compiled model on a dataset and record the run.
@@ -205,15 +210,33 @@ def fit(
         diagnose: record per-layer gradient/activation diagnostics (``dnnguide.diagnostics``).
         strategy: a ``tf.distribute`` strategy to build and train under.
         resume: an interrupted run directory to continue from its last checkpoint.
+        init_from: a run directory, ``.keras`` file or model whose lower layers start this
+            model (``dnnguide.transfer.reuse_layers``); with a run directory its config is the
+            base one and ``**overrides`` may change training settings, not the architecture.
+        reuse_layers: how many of its feature layers to reuse (None: all but its head).
+        freeze_epochs: epochs training the new head with the reused layers frozen, after which
+            they are unfrozen (``unfreeze``: "all" or the top k) and trained at ``lr_factor`` x
+            the learning rate (``dnnguide.transfer.fine_tune``); with ``init_from``, None keeps
+            them frozen for the whole run and 0 never freezes them.
         **overrides: config fields (``depth=20``, ``learning_rate=3e-3`` ...).
     """
     if resume is not None:
         return _resume(resume, callbacks=callbacks, verbose=verbose, diagnose=diagnose,
                        strategy=strategy)
+    if reuse_layers is not None and init_from is None:
+        raise ConfigError("Argument `reuse_layers` needs `init_from` (the model to reuse layers "
+                          f"from). Received: reuse_layers={reuse_layers!r}, init_from=None")
     keras.utils.set_random_seed(seed)
     data = as_dataset(data, seed, task)
     validate_dataset(data)
-    if isinstance(config_or_model, keras.Model):
+    if init_from is not None:
+        from dnnguide.transfer import model_from
+
+        model, config = model_from(init_from, config_or_model, data, reuse=reuse_layers,
+                                   freeze=freeze_epochs != 0, epochs=epochs,
+                                   batch_size=batch_size, **overrides)
+        epochs, batch_size = config.epochs, config.batch_size
+    elif isinstance(config_or_model, keras.Model):
         if overrides:
             raise ConfigError(f"Overrides {sorted(overrides)} apply to presets and configs, not "
                               "to an already built model.")
@@ -247,9 +270,19 @@ def fit(
         import tempfile
 
         run_dir = tempfile.mkdtemp(prefix="dnnguide-worker-")
+    transfer = None
+    if init_from is not None or freeze_epochs:
+        from dnnguide.transfer import check_fine_tune
+
+        transfer = {"init_from": None if isinstance(init_from, keras.Model) else init_from,
+                    "reuse_layers": reuse_layers, "freeze_epochs": freeze_epochs,
+                    "unfreeze": unfreeze, "lr_factor": lr_factor}
+        if freeze_epochs:  # refused before anything is written
+            check_fine_tune(model, freeze_epochs, epochs, unfreeze, lr_factor)
     path = new_run_dir(run_dir, name or (config.name if config else model.name)) if run_dir else None
     return _train(model, config, data, path, epochs=epochs, batch_size=batch_size, seed=seed,
-                  callbacks=list(callbacks), verbose=verbose, diagnose=diagnose)
+                  callbacks=list(callbacks), verbose=verbose, diagnose=diagnose,
+                  transfer=transfer)
 
 
 class ExportOnlyWarning(UserWarning):
@@ -299,7 +332,7 @@ class _null_scope:
 
 
 def _train(model, config, data: Dataset, path: Path | None, *, epochs, batch_size, seed,
-           callbacks, verbose, diagnose, initial_info=None) -> RunResult:
+           callbacks, verbose, diagnose, initial_info=None, transfer=None) -> RunResult:
     from dnnguide.schedules import check_callbacks
 
     probe = (data.x_train[:256], data.y_train[:256]) if diagnose else None
@@ -313,6 +346,8 @@ def _train(model, config, data: Dataset, path: Path | None, *, epochs, batch_siz
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "environment": environment_info(),
     }
+    if transfer:
+        info["transfer"] = {k: str(v) if isinstance(v, Path) else v for k, v in transfer.items()}
     if path is not None:
         if config is not None:
             atomic_write_json(path / "config.json", config.to_dict())
@@ -324,6 +359,11 @@ def _train(model, config, data: Dataset, path: Path | None, *, epochs, batch_siz
     if distribute.is_multi_worker(model):  # Keras' fit fails there (keras#20585)
         fit_fn = partial(distribute.fit_multi_worker, model, seed=seed)
         evaluate = partial(distribute.evaluate_multi_worker, model)
+    if transfer and transfer["freeze_epochs"]:  # head first, then the unfrozen layers
+        from dnnguide.transfer import fit_two_phases
+
+        fit_fn = partial(fit_two_phases, model, head_epochs=transfer["freeze_epochs"],
+                         unfreeze_layers=transfer["unfreeze"], lr_factor=transfer["lr_factor"])
     keras_history = fit_fn(
         data.x_train, data.y_train, validation_data=(data.x_val, data.y_val),
         epochs=epochs, batch_size=batch_size, callbacks=all_callbacks, verbose=verbose)
