@@ -226,6 +226,10 @@ def fit(
     if reuse_layers is not None and init_from is None:
         raise ConfigError("Argument `reuse_layers` needs `init_from` (the model to reuse layers "
                           f"from). Received: reuse_layers={reuse_layers!r}, init_from=None")
+    if strategy is not None and (init_from is not None or freeze_epochs):
+        raise ConfigError("Transfer runs (init_from, freeze_epochs) build their model outside a "
+                          f"tf.distribute scope; train them without a strategy. Received: "
+                          f"strategy={type(strategy).__name__}")
     keras.utils.set_random_seed(seed)
     data = as_dataset(data, seed, task)
     validate_dataset(data)
@@ -443,6 +447,9 @@ def _resume(run_path, *, callbacks, verbose, diagnose, strategy) -> RunResult:
         raise RunExistsError(f"Run {run.path} is already complete; nothing to resume. Start a "
                              "new run instead (runs are never overwritten).")
     info, config = run.info, run.config
+    if info.get("transfer"):  # its model came from another model's layers, not from its config
+        raise ConfigError(f"Run {run.path} reused layers of another model (init_from/"
+                          "freeze_epochs) and cannot be resumed from its config; start it again.")
     if not info.get("dataset"):
         raise DataError(f"Run {run.path} trained on in-memory arrays; pass the same data to "
                         "fit() with a new run instead.")

@@ -246,7 +246,8 @@ def model_from(init_from, config_or_model, data, *, reuse=None, freeze=True, epo
     if isinstance(config_or_model, keras.Model):
         raise ConfigError("Pass either a built model or `init_from`, not both. Received: a "
                           f"model {config_or_model.name!r} and init_from={init_from!r}")
-    is_run = isinstance(init_from, (str, os.PathLike)) and (Path(init_from) / "config.json").exists()
+    is_run = (isinstance(init_from, (str, os.PathLike))
+              and (Path(init_from) / "config.json").exists())
     if is_run:
         if config_or_model not in (None, "default"):
             raise ConfigError(f"With init_from={str(init_from)!r} (a run) the configuration is "

@@ -83,13 +83,17 @@ def run_seed(dataset, seed: int, args, overrides) -> list[dict]:
 
     task_a, pool, test = split_tasks(dataset, args.b_classes)
     common = {"epochs": args.epochs, "seed": seed, "run_dir": None, "verbose": 0}
-    body_a = dnnguide.pretrain_auxiliary(args.preset, task_a, **common, **overrides)
-    encoder = dnnguide.pretrain_autoencoder(args.preset, dataset.x_train, epochs=args.epochs,
-                                            seed=seed, **overrides)
-    info = {"data": dataset.name, "seed": seed,
-            "a_test_accuracy": body_a.pretraining.metrics["test_accuracy"],
-            "ae_val_mse": encoder.pretraining.metrics["val_mse"],
-            "ae_val_mse_mean_predictor": encoder.pretraining.metrics["val_mse_mean_predictor"]}
+    # A and the autoencoder have thousands of examples: larger batches, their own budget.
+    pretraining = {"epochs": args.pretrain_epochs, "batch_size": args.pretrain_batch_size,
+                   "seed": seed, **overrides}
+    info = {"data": dataset.name, "seed": seed}
+    if any(method.startswith("A ") for method in args.methods):
+        body_a = dnnguide.pretrain_auxiliary(args.preset, task_a, **pretraining)
+        info["a_test_accuracy"] = body_a.pretraining.metrics["test_accuracy"]
+    if any(method.startswith("AE ") for method in args.methods):
+        encoder = dnnguide.pretrain_autoencoder(args.preset, dataset.x_train, **pretraining)
+        info.update({f"ae_{k}": v for k, v in encoder.pretraining.metrics.items()
+                     if k.startswith("val_mse")})
     rows = []
     for n_labels in args.labels:
         data_b = draw_b(pool, test, n_labels, seed, dataset.name)
@@ -142,7 +146,8 @@ def plot(summary, path) -> None:
                         capsize=3, label=method)
         ax.set(xscale="log", xlabel="labelled examples of task B", ylabel="test accuracy (B)",
                title=f"{name}: mean ± std over seeds")
-        ax.set_xticks(sorted(set(part["n_labels"])), [str(n) for n in sorted(set(part["n_labels"]))])
+        sizes = sorted(set(part["n_labels"]))
+        ax.set_xticks(sizes, [str(n) for n in sizes])
         ax.legend(fontsize=8)
     fig.tight_layout()
     save_figure(fig, path)
@@ -162,14 +167,20 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=100, help="upper bound; early stopping")
     parser.add_argument("--head-epochs", type=int, default=20,
                         help="epochs with the reused layers frozen before fine-tuning")
+    parser.add_argument("--pretrain-epochs", type=int, default=50,
+                        help="budget of model A and of the autoencoder (early stopping)")
+    parser.add_argument("--pretrain-batch-size", type=int, default=128)
+    parser.add_argument("--summarize", nargs="+", metavar="RESULTS_CSV",
+                        help="train nothing: merge results.csv files of earlier runs (e.g. one "
+                             "per data set, run in parallel) into one table and plot")
     parser.add_argument("--run-dir", default="runs")
     parser.add_argument("--quick", action="store_true", help="tiny budget, for the tests")
     args = parser.parse_args(argv)
     overrides = {"depth": args.depth} if args.depth else {}
     if args.quick:
         args.data, args.labels, args.seeds = args.data or ["digits"], [50], 2
-        args.epochs, args.head_epochs = 6, 3
-        args.methods = ["scratch", "A fine-tuned", "AE fine-tuned"]
+        args.epochs, args.head_epochs, args.pretrain_epochs = 6, 3, 6
+        args.methods = ["scratch", "A fine-tuned"]
         overrides.update(depth=2, width=32)
 
     import keras
@@ -179,13 +190,16 @@ def main(argv=None) -> int:
     from dnnguide.runs import atomic_write_text, new_run_dir
 
     out = new_run_dir(args.run_dir, "transfer_learning")
-    rows = []
-    for name in args.data or _default_data():
-        dataset = dnnguide.load_dataset(name, seed=0)
-        for seed in range(args.seeds):
-            rows += run_seed(dataset, seed, args, overrides)
-            keras.backend.clear_session()  # hundreds of small models: keep memory flat
-    results = pd.DataFrame(rows)
+    if args.summarize:
+        results = pd.concat([pd.read_csv(path) for path in args.summarize], ignore_index=True)
+    else:
+        rows = []
+        for name in args.data or _default_data():
+            dataset = dnnguide.load_dataset(name, seed=0)
+            for seed in range(args.seeds):
+                rows += run_seed(dataset, seed, args, overrides)
+                keras.backend.clear_session()  # hundreds of small models: keep memory flat
+        results = pd.DataFrame(rows)
     summary = summarize(results)
     atomic_write_text(out / "results.csv", results.to_csv(index=False))
     atomic_write_text(out / "summary.csv", summary.to_csv(index=False))

@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def digest(model) -> str:
-    return hashlib.sha256(b"".join(np.asarray(w).tobytes() for w in model.get_weights())).hexdigest()
+    weights = b"".join(np.asarray(w).tobytes() for w in model.get_weights())
+    return hashlib.sha256(weights).hexdigest()
 
 
 def bn_source(x, y, *, adapt=None, epochs=1):
@@ -112,7 +113,8 @@ def test_reused_model_reloads_in_safe_mode(tuned):
     result = tuned["result"]
     reloaded = keras.saving.load_model(result.run_dir / "model.keras", safe_mode=True)
     x = result.data.x_test[:16]
-    np.testing.assert_array_equal(reloaded.predict(x, verbose=0), result.model.predict(x, verbose=0))
+    np.testing.assert_array_equal(reloaded.predict(x, verbose=0),
+                                  result.model.predict(x, verbose=0))
     frozen = lambda m: [layer.trainable for layer in m.layers if layer.weights]  # noqa: E731
     assert frozen(reloaded) == frozen(result.model) == [True, False, True, False, True]
 
@@ -220,6 +222,11 @@ def test_cli_train_init_from_runs_end_to_end(tmp_path, capsys):
     assert history["learning_rate"].iloc[-1] == pytest.approx(history["learning_rate"][0] * 0.1)
     info = json.loads((target / "run.json").read_text())["transfer"]
     assert info["init_from"] == str(source) and info["reuse_layers"] == 1
+    # Resuming would rebuild the network from config.json, not from the source's layers.
+    run_json = target / "run.json"
+    run_json.write_text(run_json.read_text().replace('"complete"', '"running"'))
+    with pytest.raises(ConfigError, match="cannot be resumed"):
+        dnnguide.fit(resume=target)
     # Three epochs on 16 reused units, the head alone for one: above chance (0.1), measured 0.24.
     assert json.loads((target / "metrics.json").read_text())["test_accuracy"] > 0.15
 
@@ -232,8 +239,23 @@ def test_transfer_recipe_quick(tmp_path):
     assert recipe.main(["--quick", "--run-dir", str(tmp_path)]) == 0
     (run,) = tmp_path.iterdir()
     summary = pd.read_csv(run / "summary.csv")
-    assert set(summary["method"]) == {"scratch", "A fine-tuned", "AE fine-tuned"}
+    assert set(summary["method"]) == {"scratch", "A fine-tuned"}
     assert (summary["seeds"] == 2).all() and summary["mean"].between(0, 1).all()
     scratch = summary.set_index("method").loc["scratch"]
     assert scratch["gain_mean"] == 0.0
     assert (run / "accuracy_vs_labels.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_keras_applications_model_from_a_local_weights_file(tmp_path):
+    # Nothing is downloaded: weights=None, then the same architecture from a file on disk.
+    kwargs = {"input_shape": (32, 32, 3), "alpha": 0.35, "include_top": False, "pooling": "avg"}
+    trained = keras.applications.MobileNetV2(weights=None, **kwargs)
+    path = tmp_path / "mobilenet_v2.weights.h5"
+    trained.save_weights(path)
+    base = keras.applications.MobileNetV2(weights=str(path), **kwargs)
+    model = transfer.reuse_layers(base, "all", n_outputs=5, task="classification")
+    x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")
+    features = keras.Model(model.inputs, model.layers[-2].output)
+    np.testing.assert_allclose(features.predict(x, verbose=0), trained.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    assert [layer.name for layer in model.layers if layer.trainable] == ["output"]
