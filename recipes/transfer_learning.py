@@ -148,6 +148,7 @@ def plot(summary, path) -> None:
                title=f"{name}: mean ± std over seeds")
         sizes = sorted(set(part["n_labels"]))
         ax.set_xticks(sizes, [str(n) for n in sizes])
+        ax.minorticks_off()
         ax.legend(fontsize=8)
     fig.tight_layout()
     save_figure(fig, path)
@@ -161,6 +162,8 @@ def main(argv=None) -> int:
                         help="the two classes of task B (3 and 8: easily confused)")
     parser.add_argument("--labels", nargs="+", type=int, default=[50, 100, 200])
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds run are first-seed ... first-seed + seeds - 1")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--preset", default="default")
     parser.add_argument("--depth", type=int, help="hidden layers (default: the preset's)")
@@ -196,7 +199,7 @@ def main(argv=None) -> int:
         rows = []
         for name in args.data or _default_data():
             dataset = dnnguide.load_dataset(name, seed=0)
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 rows += run_seed(dataset, seed, args, overrides)
                 keras.backend.clear_session()  # hundreds of small models: keep memory flat
         results = pd.DataFrame(rows)

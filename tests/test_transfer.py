@@ -231,11 +231,16 @@ def test_cli_train_init_from_runs_end_to_end(tmp_path, capsys):
     assert json.loads((target / "metrics.json").read_text())["test_accuracy"] > 0.15
 
 
-def test_transfer_recipe_quick(tmp_path):
+def load_recipe():
     spec = importlib.util.spec_from_file_location("transfer_recipe",
                                                   ROOT / "recipes" / "transfer_learning.py")
     recipe = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(recipe)
+    return recipe
+
+
+def test_transfer_recipe_quick(tmp_path):
+    recipe = load_recipe()
     assert recipe.main(["--quick", "--run-dir", str(tmp_path)]) == 0
     (run,) = tmp_path.iterdir()
     summary = pd.read_csv(run / "summary.csv")
@@ -259,3 +264,19 @@ def test_keras_applications_model_from_a_local_weights_file(tmp_path):
     np.testing.assert_allclose(features.predict(x, verbose=0), trained.predict(x, verbose=0),
                                rtol=1e-5, atol=1e-6)
     assert [layer.name for layer in model.layers if layer.trainable] == ["output"]
+
+
+def test_recipe_summary_pairs_each_seed_with_its_scratch_run(tmp_path):
+    rows = [("scratch", 0, 0.80), ("scratch", 1, 0.90), ("A fine-tuned", 0, 0.85),
+            ("A fine-tuned", 1, 0.88)]
+    results = pd.DataFrame([{"data": "d", "n_labels": 50, "method": m, "seed": s,
+                             "test_accuracy": a} for m, s, a in rows])
+    results.to_csv(tmp_path / "results.csv", index=False)
+    assert load_recipe().main(["--summarize", str(tmp_path / "results.csv"),
+                               "--run-dir", str(tmp_path / "out")]) == 0
+    (run,) = (tmp_path / "out").iterdir()
+    reuse = pd.read_csv(run / "summary.csv").set_index("method").loc["A fine-tuned"]
+    assert reuse["mean"] == pytest.approx(0.865)
+    assert reuse["gain_mean"] == pytest.approx(0.015)  # (+0.05 - 0.02) / 2, paired by seed
+    assert reuse["gain_std"] == pytest.approx(np.std([0.05, -0.02], ddof=1))
+    assert reuse["seeds_better"] == 1 and reuse["seeds"] == 2
