@@ -280,3 +280,24 @@ def test_recipe_summary_pairs_each_seed_with_its_scratch_run(tmp_path):
     assert reuse["gain_mean"] == pytest.approx(0.015)  # (+0.05 - 0.02) / 2, paired by seed
     assert reuse["gain_std"] == pytest.approx(np.std([0.05, -0.02], ddof=1))
     assert reuse["seeds_better"] == 1 and reuse["seeds"] == 2
+
+
+def test_cli_pretrain_autoencoder_then_train(tmp_path, capsys):
+    from dnnguide.cli import main
+
+    unlabelled = tmp_path / "unlabelled.npy"
+    np.save(unlabelled, dnnguide.load_dataset("digits", standardize=False).x_test)
+    assert main(["pretrain", "--data", "digits", "--unlabelled", str(unlabelled), "--depth", "1",
+                 "--width", "16", "--pretrain-epochs", "10", "--epochs", "3",
+                 "--freeze-epochs", "1", "--run-dir", str(tmp_path / "runs"),
+                 "--verbose", "0"]) == 0
+    (run,) = (tmp_path / "runs").iterdir()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["pretrain_val_mse"] < metrics["pretrain_val_mse_mean_predictor"]
+    assert metrics["pretrain_n_unlabelled"] == 360 + 1293  # the file + the labelled inputs
+    encoder = keras.saving.load_model(run / "encoder.keras", safe_mode=True)
+    model = keras.saving.load_model(run / "model.keras", safe_mode=True)
+    x = dnnguide.load_dataset("digits", standardize=False).x_test[:8]
+    hidden = keras.Model(model.inputs, model.get_layer("hidden_1").output)
+    assert not np.array_equal(hidden.predict(x, verbose=0), encoder.predict(x, verbose=0))
+    assert "reconstruction MSE" in capsys.readouterr().out
