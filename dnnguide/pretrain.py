@@ -124,8 +124,9 @@ def _unit_scale_for_constant_features(model: keras.Model) -> None:
 def _reconstruction_target(encoder: keras.Model, x: np.ndarray) -> np.ndarray:
     """The input as the encoder's first Dense layer sees it (flattened, standardized)."""
     first = next(layer for layer in encoder.layers if isinstance(layer, keras.layers.Dense))
-    seen = keras.Model(encoder.inputs, first.input)
-    return np.asarray(seen.predict(x, batch_size=1024, verbose=0))
+    seen = keras.Model(encoder.inputs[0], first.input)
+    # An eager call: predict() would trace a new function for every throwaway model.
+    return np.asarray(ops.convert_to_numpy(seen(np.asarray(x, "float32"), training=False)))
 
 
 def pretrain_autoencoder(config="default", unlabelled_x=None, *, tied: bool = False,

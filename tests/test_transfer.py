@@ -173,7 +173,7 @@ def test_autoencoder_reconstructs_better_than_the_mean():
     target = _reconstruction_target(encoder, data.x_test)
     mse = float(np.mean((autoencoder.predict(data.x_test, verbose=0) - target) ** 2))
     baseline = float(np.mean((_reconstruction_target(encoder, data.x_train).mean(0) - target) ** 2))
-    assert mse < 0.6 * baseline, (mse, baseline)  # measured 0.39 vs 0.93
+    assert mse < 0.6 * baseline, (mse, baseline)  # measured 0.48 vs 0.99
     assert encoder.output_shape == (None, 32)
     # Its encoder is reused as is: the new model starts from exactly those features.
     model = dnnguide.reuse_layers(encoder, "all", n_outputs=10, task="classification")
