@@ -70,6 +70,8 @@ _LAZY_MODULES = {
     # TF-only; TF-MOT itself loads only when pruning or QAT runs
     "dnnguide.compress": ["compress"],
     "dnnguide.auditing": ["audit", "AuditReport"],
+    "dnnguide.transfer": ["transfer", "reuse_layers", "fine_tune"],
+    "dnnguide.pretrain": ["pretrain_autoencoder", "pretrain_auxiliary"],
 }
 _LAZY = {name: module for module, names in _LAZY_MODULES.items() for name in names}
 
@@ -178,4 +180,10 @@ __all__ = [
     # audit (static guideline check of any Keras model)
     "AuditReport",
     "audit",
+    # transfer learning and pretraining
+    "fine_tune",
+    "pretrain_autoencoder",
+    "pretrain_auxiliary",
+    "reuse_layers",
+    "transfer",
 ]

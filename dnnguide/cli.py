@@ -111,6 +111,25 @@ def _override_names() -> str:
 
 
 # --------------------------------------------------------------------------- train
+def _layers_arg(text: str):
+    return int(text) if text.isdigit() else text
+
+
+def add_transfer_arguments(p, init_from: bool = True) -> None:
+    """``--init-from RUN_DIR --reuse-layers N --freeze-epochs E`` (dnnguide.transfer)."""
+    if init_from:
+        p.add_argument("--init-from", metavar="RUN_DIR",
+                       help="start from the lower layers of this run's model (its config "
+                            "is the base; overrides change training settings only)")
+        p.add_argument("--reuse-layers", metavar="N", type=_layers_arg,
+                       help="hidden layers to reuse from --init-from (default: all but the "
+                            "head; 'all' or a layer name also work)")
+    p.add_argument("--freeze-epochs", metavar="E", type=int,
+                   help="train the new head E epochs with the reused layers frozen, then "
+                        "unfreeze them at a 10x lower learning rate (default: frozen for the "
+                        "whole run; 0: never frozen)")
+
+
 def _add_train(sub) -> None:
     p = sub.add_parser(
         "train", help="train a preset on a dataset and write a run directory",
@@ -131,6 +150,7 @@ def _add_train(sub) -> None:
     p.add_argument("--resume", metavar="RUN_DIR",
                    help="continue an interrupted run from its last checkpoint, or a finished one "
                         "up to --epochs N (the new total)")
+    add_transfer_arguments(p)
     p.add_argument("--diagnose", action="store_true",
                    help="record per-layer gradient/activation diagnostics")
     p.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1,
@@ -165,7 +185,8 @@ def _train(args, overrides) -> int:
         result = dnnguide.fit(args.preset, data, run_dir=args.run_dir, name=args.name,
                               epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                               verbose=args.verbose, diagnose=args.diagnose, strategy=strategy,
-                              **overrides)
+                              init_from=args.init_from, reuse_layers=args.reuse_layers,
+                              freeze_epochs=args.freeze_epochs, **overrides)
     if strategy is not None:
         from dnnguide.distribute import weights_digest
 

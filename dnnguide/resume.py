@@ -35,6 +35,9 @@ def resume_run(run_path, given: dict, *, epochs, callbacks, verbose, diagnose,
     run = open_run(run_path)
     info, config = run.info, run.config
     _refuse_changes(run, info, config, given)
+    if info.get("transfer"):  # its model came from another model's layers, not from its config
+        raise ConfigError(f"Run {run.path} reused layers of another model (init_from/"
+                          "freeze_epochs) and cannot be resumed from its config; start it again.")
     if epochs is not None:
         check_range("epochs", epochs, 1, integer=True)
     if not info.get("dataset"):

@@ -215,6 +215,11 @@ def fit(
     diagnose: bool = False,
     strategy=None,
     resume: str | Path | None = None,
+    init_from=None,
+    reuse_layers=None,
+    freeze_epochs: int | None = None,
+    unfreeze="all",
+    lr_factor: float = 0.1,
     **overrides,
 ) -> RunResult:
     """Train a preset, config or compiled model on a dataset and record the run.
@@ -236,10 +241,21 @@ def fit(
             one continues up to ``epochs`` (the new total). The run's own data, config, seed
             and batch size are used; passing different ones is refused.
         **overrides: config fields (``depth=20``, ``learning_rate=3e-3`` ...).
+        init_from: a run directory, ``.keras`` file or model whose lower layers start this
+            model (``dnnguide.transfer.reuse_layers``); with a run directory its config is the
+            base one and ``**overrides`` may change training settings, not the architecture.
+        reuse_layers: how many of its feature layers to reuse (None: all but its head).
+        freeze_epochs: epochs training the new head with the reused layers frozen, after which
+            they are unfrozen (``unfreeze``: "all" or the top k) and trained at ``lr_factor`` x
+            the learning rate (``dnnguide.transfer.fine_tune``); with ``init_from``, None keeps
+            them frozen for the whole run and 0 never freezes them.
+        **overrides: config fields (``depth=20``, ``learning_rate=3e-3`` ...).
     """
     if resume is not None:
+        transfer_args = {k: v for k, v in (("init_from", init_from), ("reuse_layers",
+                         reuse_layers), ("freeze_epochs", freeze_epochs)) if v is not None}
         given = dict(config_or_model=config_or_model, data=data, run_dir=run_dir, name=name,
-                     batch_size=batch_size, seed=seed, task=task, **overrides)
+                     batch_size=batch_size, seed=seed, task=task, **transfer_args, **overrides)
         from dnnguide.resume import resume_run
 
         return resume_run(resume, given, epochs=epochs, callbacks=callbacks, verbose=verbose,
@@ -249,10 +265,24 @@ def fit(
             check_range(key, value, 1, integer=True)
     if run_dir:
         check_run_root(run_dir)
+    if reuse_layers is not None and init_from is None:
+        raise ConfigError("Argument `reuse_layers` needs `init_from` (the model to reuse layers "
+                          f"from). Received: reuse_layers={reuse_layers!r}, init_from=None")
+    if strategy is not None and (init_from is not None or freeze_epochs):
+        raise ConfigError("Transfer runs (init_from, freeze_epochs) build their model outside a "
+                          f"tf.distribute scope; train them without a strategy. Received: "
+                          f"strategy={type(strategy).__name__}")
     keras.utils.set_random_seed(seed)
     data = as_dataset(data, seed, task)
     validate_dataset(data)
-    if isinstance(config_or_model, keras.Model):
+    if init_from is not None:
+        from dnnguide.transfer import model_from
+
+        model, config = model_from(init_from, config_or_model, data, reuse=reuse_layers,
+                                   freeze=freeze_epochs != 0, epochs=epochs,
+                                   batch_size=batch_size, **overrides)
+        epochs, batch_size = config.epochs, config.batch_size
+    elif isinstance(config_or_model, keras.Model):
         if overrides:
             raise ConfigError(f"Overrides {sorted(overrides)} apply to presets and configs, not "
                               "to an already built model.")
@@ -293,13 +323,23 @@ def fit(
 
         run_dir = tempfile.mkdtemp(prefix="dnnguide-worker-")
     _check_callbacks(model, config, data, callbacks)  # refused before the run folder exists
+    transfer = None
+    if init_from is not None or freeze_epochs:
+        from dnnguide.transfer import check_fine_tune
+
+        transfer = {"init_from": None if isinstance(init_from, keras.Model) else init_from,
+                    "reuse_layers": reuse_layers, "freeze_epochs": freeze_epochs,
+                    "unfreeze": unfreeze, "lr_factor": lr_factor}
+        if freeze_epochs:  # refused before anything is written
+            check_fine_tune(model, freeze_epochs, epochs, unfreeze, lr_factor)
+    train = partial(_train, model, config, data, epochs=epochs, batch_size=batch_size, seed=seed,
+                    callbacks=list(callbacks), verbose=verbose, diagnose=diagnose,
+                    transfer=transfer)
     if not run_dir:
-        return _train(model, config, data, None, epochs=epochs, batch_size=batch_size, seed=seed,
-                      callbacks=list(callbacks), verbose=verbose, diagnose=diagnose)
+        return train(None)
     path = new_run_dir(run_dir, name or (config.name if config else model.name))
     with lock_run(path):
-        return _train(model, config, data, path, epochs=epochs, batch_size=batch_size, seed=seed,
-                      callbacks=list(callbacks), verbose=verbose, diagnose=diagnose)
+        return train(path)
 
 
 def _monitorable(model, has_val: bool) -> tuple[str, ...] | None:
@@ -377,7 +417,8 @@ class _null_scope:
 
 
 def _train(model, config, data: Dataset, path: Path | None, *, epochs, batch_size, seed,
-           callbacks, verbose, diagnose, initial_info=None, restore=None) -> RunResult:
+           callbacks, verbose, diagnose, initial_info=None, restore=None,
+           transfer=None) -> RunResult:
     """Train and record; the caller holds the run's lock (:func:`dnnguide.runs.lock_run`)."""
     probe = (data.x_train[:256], data.y_train[:256]) if diagnose else None
     all_callbacks = make_callbacks(config, path, has_val=len(data.x_val) > 0,
@@ -390,6 +431,8 @@ def _train(model, config, data: Dataset, path: Path | None, *, epochs, batch_siz
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "environment": environment_info(),
     })
+    if transfer:  # recorded so the run says where its layers came from
+        info["transfer"] = {k: str(v) if isinstance(v, Path) else v for k, v in transfer.items()}
     info.update(epochs=epochs, batch_size=batch_size, **owner())
     checkpoint, initial_epoch = None, 0
     if path is not None:
@@ -406,7 +449,7 @@ def _train(model, config, data: Dataset, path: Path | None, *, epochs, batch_siz
             return _fit_and_record(model, config, data, path, info, epochs=epochs,
                                    batch_size=batch_size, seed=seed, callbacks=all_callbacks,
                                    verbose=verbose, initial_epoch=initial_epoch,
-                                   checkpoint=checkpoint)
+                                   checkpoint=checkpoint, transfer=transfer)
     except KeyboardInterrupt:
         if path is None:
             raise
@@ -426,7 +469,7 @@ def _mark(path: Path, info: dict, status: str, **extra) -> None:
 
 
 def _fit_and_record(model, config, data: Dataset, path, info, *, epochs, batch_size, seed,
-                    callbacks, verbose, initial_epoch, checkpoint) -> RunResult:
+                    callbacks, verbose, initial_epoch, checkpoint, transfer=None) -> RunResult:
     start = time.perf_counter()
     from dnnguide import distribute
 
@@ -435,6 +478,15 @@ def _fit_and_record(model, config, data: Dataset, path, info, *, epochs, batch_s
         keras_history = distribute.fit_multi_worker(
             model, data.x_train, data.y_train, validation_data=(data.x_val, data.y_val),
             epochs=epochs, batch_size=batch_size, callbacks=callbacks, verbose=verbose, seed=seed)
+    elif transfer and transfer["freeze_epochs"]:  # head first, then the unfrozen layers
+        from dnnguide.transfer import fit_two_phases
+
+        evaluate = model.evaluate
+        keras_history = fit_two_phases(
+            model, data.x_train, data.y_train, head_epochs=transfer["freeze_epochs"],
+            unfreeze_layers=transfer["unfreeze"], lr_factor=transfer["lr_factor"],
+            validation_data=(data.x_val, data.y_val), epochs=epochs, batch_size=batch_size,
+            callbacks=callbacks, verbose=verbose)
     else:
         evaluate = model.evaluate
         # Epoch k's order depends on (seed, k) only, so a resumed run sees the same batches.

@@ -27,7 +27,7 @@ LEVELS = {
     "calibration": 3, "uncertainty": 3, "uncertainty_report": 3, "lr_finder": 3, "diagnostics": 3, "distribute": 3,
     "multi_worker": 3, "checkpoint": 3, "compress": 3, "auditing": 2,
     # runners: train models (tuning runs its trials with training's callbacks)
-    "training": 4, "tuning": 4, "predict": 4, "resume": 4,
+    "training": 4, "tuning": 4, "predict": 4, "resume": 4, "transfer": 4, "pretrain": 4,
     # the command line
     "cli": 5, "commands": 5,
 }
