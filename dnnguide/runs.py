@@ -107,9 +107,13 @@ def check_run_root(root: str | os.PathLike) -> Path:
     return root
 
 
-def new_run_dir(root: str | os.PathLike, name: str) -> Path:
-    """Create ``root/<UTC timestamp>-<name>`` (suffixed ``-2``, ``-3``... if taken)."""
-    root = check_run_root(root)
+def new_run_dir(root: str | os.PathLike, name: str, *, inside_run: bool = False) -> Path:
+    """Create ``root/<UTC timestamp>-<name>`` (suffixed ``-2``, ``-3``... if taken).
+
+    ``inside_run=True`` is for artefact folders a run keeps of itself (``<run>/compressed/``):
+    everywhere else a ``root`` inside a run directory is refused (:func:`check_run_root`).
+    """
+    root = Path(root) if inside_run else check_run_root(root)
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # read-only file system, a file on the way, permissions

@@ -216,7 +216,7 @@ def test_compression_report_measures_every_variant(digits_run, tmp_path):
     assert (report["latency_sample_ms"] > 0).all()
     png = plot_size_vs_accuracy(report, tmp_path / "size.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    with pytest.raises(RunExistsError):
+    with pytest.raises(FileExistsError, match="never replaced"):  # RunExistsError's base
         plot_size_vs_accuracy(report, tmp_path / "size.png")
 
 

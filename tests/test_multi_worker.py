@@ -131,6 +131,7 @@ def test_train_under_tf_config_two_workers_end_with_the_same_weights(tmp_path):
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "dnnguide.cli", "train", "--strategy", "multi_worker",
              "--data", "digits", "--epochs", "3", "--depth", "2", "--width", "16",
+             "--dropout-rate", "0",  # the small-data rule's dropout would slow 3 epochs
              "--run-dir", str(tmp_path / "runs"), "--verbose", "0"],
             env=_env(TF_CONFIG=json.dumps(tf_config)), stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True))

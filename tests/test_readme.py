@@ -25,6 +25,7 @@ def python_blocks(text: str) -> list[str]:
 
 def quick(code: str) -> str:
     code = re.sub(r"\bepochs=\d+", "epochs=2", code)
+    code = re.sub(r"\bhead_epochs=\d+", "head_epochs=1", code)
     code = re.sub(r"\bmax_trials=\d+", "max_trials=2", code)
     return re.sub(r"\bn_samples=\d+", "n_samples=10", code)
 
@@ -47,7 +48,7 @@ def test_every_python_block_runs(tmp_path):
     after_tuning = ("\nstatus = result.trials['status']\n"
                     "assert (status == 'COMPLETED').all() and len(status), result.trials\n")
     script = "\n".join(f"print('--- block {i}', flush=True)\n{block}"
-                       + (after_tuning if "tune(" in block else "")
+                       + (after_tuning if re.search(r"\btune\(", block) else "")
                        for i, block in enumerate(blocks, 1)) + "\nprint('README OK')\n"
     assert script.count(after_tuning) == 1
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,

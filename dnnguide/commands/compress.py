@@ -62,7 +62,8 @@ def _run(args, _overrides) -> int:
     what = "-".join(filter(None, [f"prune{args.prune:g}" if args.prune else "",
                                   *(args.quantize or ()), "qat" if args.qat else "",
                                   "foldbn" if args.fold_bn else "", args.format]))
-    out = new_run_dir(run.path / "compressed", what)  # a fresh folder: nothing overwritten
+    # a fresh folder inside the run: nothing overwritten
+    out = new_run_dir(run.path / "compressed", what, inside_run=True)
     for name, variant in result.keras_models.items():
         if name != "float":
             atomic_save_model(variant, out / f"model_{name.replace('+', '_')}.keras")
