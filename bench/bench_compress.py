@@ -1,7 +1,7 @@
 """Pruned + int8 TFLite vs the float model: gzip size, accuracy and latency, side by side.
 
     python bench/bench_compress.py [--preset sparse] [--data mnist1d] [--epochs 60]
-                                   [--sparsity 0.8] [--prune-epochs 10] [--width N] [--repeats 200]
+                                   [--sparsity 0.8] [--prune-epochs 30] [--width N] [--repeats 200]
 
 Trains the preset once on MNIST-1D (early stopping), then in one process makes and measures
 (:func:`dnnguide.compress.compress`): the float Keras model, the magnitude-pruned model
@@ -30,7 +30,7 @@ def main(argv=None) -> int:
     parser.add_argument("--data", default="mnist1d")
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--sparsity", type=float, default=0.8)
-    parser.add_argument("--prune-epochs", type=int, default=10)
+    parser.add_argument("--prune-epochs", type=int, default=30)
     parser.add_argument("--width", type=int, help="hidden width (default: the preset's)")
     parser.add_argument("--repeats", type=int, default=200, help="timed single-sample calls")
     parser.add_argument("--seed", type=int, default=0)
