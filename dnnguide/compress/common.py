@@ -81,22 +81,12 @@ def keras_bytes(model: keras.Model) -> bytes:
 
 def write_new_bytes(path: Path, content: bytes) -> Path:
     """Write ``content`` to ``path`` under a temporary name, then rename; never overwrite."""
-    import os
-
-    from dnnguide.runs import RunExistsError
+    from dnnguide.runs import RunExistsError, atomic_write_bytes
 
     path = Path(path)
     if path.exists():
         raise RunExistsError(f"{path} exists; compression artefacts never overwrite.")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_bytes(path, content)
 
 
 def dense_layers(model: keras.Model) -> list:
