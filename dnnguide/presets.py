@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from dnnguide.config import ConfigError, NetworkConfig, TASKS, check_choice, nested_overrides
-from dnnguide.config import check_range
+from dnnguide.config import (
+    ConfigError, NetworkConfig, TASKS, check_choice, check_range, nested_overrides,
+)
 from dnnguide.guidelines import (
     DECOUPLED_DECAY_OPTIMIZERS, ONECYCLE_TABLE, Recommendation, recommend,
 )
