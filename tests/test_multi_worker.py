@@ -7,11 +7,8 @@ Keras still fails there: the day it fails, Keras is fixed and the workaround can
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import textwrap
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -21,21 +18,7 @@ import pytest
 from dnnguide import distribute
 from dnnguide.multi_worker import _per_example_loss
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _env(**extra) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("KERASTUNER_", "TF_CONFIG"))}
-    env.update(TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO), **extra)
-    return env
-
-
-def _python(code: str, *args: str, timeout: int = 300) -> str:
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], env=_env(),
-                          capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc.stdout
+from subprocesses import child_env as _env, run_python as _python  # noqa: E402
 
 
 @pytest.mark.parametrize("name, cls", [("mse", "MeanSquaredError"), ("mae", "MeanAbsoluteError"),
