@@ -40,8 +40,7 @@ def main(argv=None):
 
     import dnnguide
     from dnnguide.compress import compress, plot_size_vs_accuracy
-    from dnnguide.compress.common import write_new_bytes
-    from dnnguide.runs import atomic_save_model, atomic_write_text
+    from dnnguide.runs import atomic_write_text
 
     overrides = {"normalization": "batch_norm_before"}
     if args.quick:
@@ -55,12 +54,7 @@ def main(argv=None):
                           prune_epochs=args.prune_epochs, repeats=args.repeats, seed=args.seed)
     out = result.run_dir / "compressed"
     out.mkdir()
-    for name, model in compressed.keras_models.items():
-        if name != "float":
-            atomic_save_model(model, out / f"model_{name.replace('+', '_')}.keras")
-    for name, content in compressed.tflite.items():
-        slug = name.removeprefix("tflite ").replace("+", "_").replace(" ", "_")
-        write_new_bytes(out / f"model_{slug}.tflite", content)
+    compressed.save(out)
     report = compressed.report
     atomic_write_text(result.run_dir / "compression.csv", report.to_csv(index=False))
     plot = plot_size_vs_accuracy(report, result.run_dir / "plots" / "size_vs_accuracy.png")

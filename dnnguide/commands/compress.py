@@ -38,7 +38,7 @@ def _run(args, _overrides) -> int:
     import pandas as pd
 
     from dnnguide.config import check_range
-    from dnnguide.runs import atomic_save_model, atomic_write_text, new_run_dir, open_run
+    from dnnguide.runs import atomic_write_text, new_run_dir, open_run
 
     # Checked before the (slow) model and data loading.
     if args.prune is not None:
@@ -52,7 +52,6 @@ def _run(args, _overrides) -> int:
     model, data = run.model(), run.dataset()
     model.dnnguide_task = run.info.get("task") or data.task
 
-    from dnnguide.compress.common import write_new_bytes
     from dnnguide.compress.exporting import export
     from dnnguide.compress.report import compress, plot_size_vs_accuracy
 
@@ -64,12 +63,7 @@ def _run(args, _overrides) -> int:
                                   "foldbn" if args.fold_bn else "", args.format]))
     # a fresh folder inside the run: nothing overwritten
     out = new_run_dir(run.path / "compressed", what, inside_run=True)
-    for name, variant in result.keras_models.items():
-        if name != "float":
-            atomic_save_model(variant, out / f"model_{name.replace('+', '_')}.keras")
-    for name, content in result.tflite.items():
-        slug = name.removeprefix("tflite ").replace("+", "_").replace(" ", "_")
-        write_new_bytes(out / f"model_{slug}.tflite", content)
+    result.save(out)
     if args.format == "onnx":  # the last float Keras variant (pruned, folded) as ONNX too
         export(list(result.keras_models.values())[-1], out / "model.onnx", format="onnx")
     report = result.report

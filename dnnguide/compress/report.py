@@ -38,6 +38,27 @@ class CompressionResult:
     tflite: dict[str, bytes] = field(default_factory=dict)
     report: object = None  # pandas DataFrame, one row per variant
 
+    def save(self, folder) -> list:
+        """Write every compressed variant into ``folder`` (``model_<variant>.keras`` /
+        ``.tflite``; the float model is not copied); an existing file is never replaced."""
+        from pathlib import Path
+
+        from dnnguide.compress.common import write_new_bytes
+        from dnnguide.runs import RunExistsError, atomic_save_model
+
+        folder, paths = Path(folder), []
+        for name, variant in self.keras_models.items():
+            if name != "float":
+                path = folder / f"model_{name.replace('+', '_')}.keras"
+                if path.exists():
+                    raise RunExistsError(f"{path} exists; compression artefacts never overwrite.")
+                atomic_save_model(variant, path)
+                paths.append(path)
+        for name, content in self.tflite.items():
+            slug = name.removeprefix("tflite ").replace("+", "_").replace(" ", "_")
+            paths.append(write_new_bytes(folder / f"model_{slug}.tflite", content))
+        return paths
+
 
 def compress(model: keras.Model, data, *, prune: float | None = None,
              quantize=("dynamic", "float16", "int8"), fold_bn: bool | None = None,
