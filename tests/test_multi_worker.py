@@ -103,30 +103,36 @@ def test_multi_worker_loop_matches_fit_and_drives_callbacks(tmp_path):
     assert logged["val_loss"].tolist() == pytest.approx(history["val_loss"])
 
 
-@pytest.mark.slow
-def test_train_under_tf_config_two_workers_end_with_the_same_weights(tmp_path):
-    # Keras' own fit fails here (keras#20585); fit() switches to distribute.fit_multi_worker.
+def _two_workers(args: list[str]) -> list[tuple[int, str, str]]:
+    """Run ``python <args>`` as the two workers of a loopback cluster: (returncode, out, err)."""
     ports = [distribute.free_port(), distribute.free_port()]
     procs = []
     for index in range(2):
         tf_config = {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
                      "task": {"type": "worker", "index": index}}
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "dnnguide.cli", "train", "--strategy", "multi_worker",
-             "--data", "digits", "--epochs", "3", "--depth", "2", "--width", "16",
-             "--dropout-rate", "0",  # the small-data rule's dropout would slow 3 epochs
-             "--run-dir", str(tmp_path / "runs"), "--verbose", "0"],
-            env=_env(TF_CONFIG=json.dumps(tf_config)), stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True))
+            [sys.executable, *args], env=_env(TF_CONFIG=json.dumps(tf_config)),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     try:
         outputs = [p.communicate(timeout=300) for p in procs]
     finally:
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
-    for proc, (_, err) in zip(procs, outputs):
-        assert proc.returncode == 0, err[-2000:]
-    digests = [line for out, _ in outputs for line in out.splitlines() if "weights sha256" in line]
+    return [(proc.returncode, out, err) for proc, (out, err) in zip(procs, outputs)]
+
+
+@pytest.mark.slow
+def test_train_under_tf_config_two_workers_end_with_the_same_weights(tmp_path):
+    # Keras' own fit fails here (keras#20585); fit() switches to distribute.fit_multi_worker.
+    outputs = _two_workers(
+        ["-m", "dnnguide.cli", "train", "--strategy", "multi_worker",
+         "--data", "digits", "--epochs", "3", "--depth", "2", "--width", "16",
+         "--dropout-rate", "0",  # the small-data rule's dropout would slow 3 epochs
+         "--run-dir", str(tmp_path / "runs"), "--verbose", "0"])
+    for returncode, _, err in outputs:
+        assert returncode == 0, err[-2000:]
+    digests = [line for _, out, _ in outputs for line in out.splitlines() if "weights sha256" in line]
     assert len(digests) == 2 and digests[0] == digests[1]  # bitwise the same weights
     (run,) = (tmp_path / "runs").iterdir()  # only the chief keeps a run
     history = pd.read_csv(run / "history.csv")
@@ -159,22 +165,8 @@ except Exception as exc:
 def test_canary_keras_fit_still_fails_on_two_workers():
     """keras-team/keras#20585: when this test fails, Keras's fit works on a multi-worker
     cluster; drop dnnguide.multi_worker and the switch to it in dnnguide.training."""
-    ports = [distribute.free_port(), distribute.free_port()]
-    procs = []
-    for index in range(2):
-        tf_config = {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
-                     "task": {"type": "worker", "index": index}}
-        procs.append(subprocess.Popen(
-            [sys.executable, "-c", _KERAS_FIT], env=_env(TF_CONFIG=json.dumps(tf_config)),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    try:
-        outputs = [p.communicate(timeout=300) for p in procs]
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
     results = [out.strip().splitlines()[-1] if out.strip() else err[-500:]
-               for out, err in outputs]
+               for _, out, err in _two_workers(["-c", _KERAS_FIT])]
     assert all(r.startswith("FIT_FAILED") for r in results), (
         f"Keras's own fit now works on a two-worker cluster ({results}): keras#20585 is fixed, "
         "remove the dnnguide.multi_worker workaround.")
