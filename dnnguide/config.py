@@ -177,6 +177,7 @@ class RegularizationConfig(_Serializable):
 
     ``dropout_kind``: ``standard`` (Dropout), ``alpha`` (AlphaDropout, for SELU),
     ``mc`` / ``mc_alpha`` (always-on dropout for Monte Carlo prediction).
+    ``dropout_layers``: how many of the top hidden layers get dropout (``None``: all).
     """
 
     l1: float = 0.0
@@ -184,6 +185,7 @@ class RegularizationConfig(_Serializable):
     dropout_rate: float = 0.0
     dropout_kind: str = "standard"
     max_norm: float | None = None
+    dropout_layers: int | None = None
 
     def __post_init__(self):
         check_range("l1", self.l1, 0.0)
@@ -192,6 +194,8 @@ class RegularizationConfig(_Serializable):
         check_choice("dropout_kind", self.dropout_kind, DROPOUT_KINDS)
         if self.max_norm is not None:
             check_range("max_norm", self.max_norm, 0.0, low_inclusive=False)
+        if self.dropout_layers is not None:
+            check_range("dropout_layers", self.dropout_layers, 1, integer=True)
 
 
 @dataclass(frozen=True)

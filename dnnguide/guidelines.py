@@ -94,9 +94,18 @@ DEFAULT_TABLE: dict[str, tuple[Any, str]] = {
     ),
     "optimizer.deep": (
         OptimizerConfig(name="nesterov", learning_rate=0.01, momentum=0.9),
-        "Nesterov momentum SGD, the table's other choice: with batch norm in a deep stack, "
-        "AdamW's per-weight steps left training-mode and inference-mode statistics far apart "
-        "on small data (digits, 20 layers: test accuracy 0.64 with AdamW vs 0.94 with Nesterov).",
+        "Nesterov momentum SGD, the table's other choice (optimizer='adamw' is the first): on "
+        "a deep batch-norm stack it generalized better on small data (mnist1d, 20 layers, "
+        "dropout after the last batch norm: 0.74 test accuracy vs 0.67 for AdamW at 1e-3; "
+        "digits: 0.94 vs 0.64 before the dropout placement rule).",
+    ),
+    "dropout_layers.batch_norm": (
+        1,
+        "With batch norm, dropout goes after the last batch-norm layer only: dropout in front "
+        "of a batch-norm layer shifts the variance it normalizes between training and "
+        "inference (Li et al. 2019, 'Understanding the Disharmony between Dropout and Batch "
+        "Normalization'). mnist1d, 20 layers: test accuracy 0.52 with dropout after every "
+        "layer, 0.74 after the last one only.",
     ),
     "schedule": (
         ScheduleConfig(name="performance", factor=0.5, patience=5),
@@ -386,7 +395,25 @@ def recommend(
         reasons.setdefault(key, reason)
     name = "+".join(k for k in ("sparse", "low_latency", "risk_sensitive") if situation[k])
     fields["name"] = name or ("self_normalizing" if use_selu else "default")
-    return Recommendation(NetworkConfig(**fields), reasons, situation)
+    return Recommendation(place_dropout(NetworkConfig(**fields), reasons), reasons, situation)
+
+
+def place_dropout(config: NetworkConfig, reasons: dict) -> NetworkConfig:
+    """Dropout after the last batch-norm layer only when the net normalizes, else everywhere.
+
+    The one placement rule of the tables (``DEFAULT_TABLE["dropout_layers.batch_norm"]``);
+    :func:`dnnguide.presets.recommend_preset` applies it again after overrides, unless the
+    override sets ``dropout_layers`` itself.
+    """
+    reg = config.regularization
+    value, why = DEFAULT_TABLE["dropout_layers.batch_norm"]
+    wanted = value if config.normalization != "none" and reg.dropout_rate > 0 else None
+    if reg.dropout_layers == wanted:
+        return config
+    if wanted is not None:
+        reasons["regularization"] = f"{reasons.get('regularization', '')} {why}".strip()
+    return dataclasses.replace(config, regularization=dataclasses.replace(
+        reg, dropout_layers=wanted))
 
 
 def _default_fields(reasons: dict, depth: int, overfitting: bool) -> dict:

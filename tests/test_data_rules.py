@@ -117,3 +117,44 @@ def test_onecycle_gets_its_budget_and_no_early_stopping():
     # An explicit budget or early-stopping choice wins.
     cfg = get_preset("default", schedule="onecycle", epochs=12, **{"early_stopping.patience": 3})
     assert cfg.epochs == 12 and cfg.early_stopping.enabled and cfg.early_stopping.patience == 3
+
+
+def _dropout_after(model) -> list[str]:
+    """Names of the layers each Dropout layer follows, in order."""
+    import keras
+
+    layers = model.layers
+    return [layers[i - 1].name for i, layer in enumerate(layers)
+            if isinstance(layer, keras.layers.Dropout)]
+
+
+def test_with_batch_norm_dropout_follows_the_last_batch_norm_only():
+    rec = recommend_preset("default", data=MNIST1D, depth=20)
+    assert rec.config.normalization == "batch_norm_after"
+    assert rec.config.regularization.dropout_layers == 1
+    assert "Li et al. 2019" in rec.reasons["regularization"]
+    model = dnnguide.build_model(rec.config, (40,), 10)
+    assert _dropout_after(model) == ["batch_norm_20"]  # nothing feeds a BN layer a dropped input
+
+
+def test_without_batch_norm_every_hidden_layer_keeps_its_dropout():
+    config = get_preset("default", data=MNIST1D)
+    assert config.normalization == "none" and config.regularization.dropout_layers is None
+    model = dnnguide.build_model(config, (40,), 10)
+    assert _dropout_after(model) == [f"hidden_{i}" for i in range(1, 6)]
+
+
+def test_dropout_placement_follows_a_batch_norm_override_and_yields_to_an_explicit_one():
+    assert get_preset("default", data=MNIST1D,
+                      normalization="batch_norm_before").regularization.dropout_layers == 1
+    assert get_preset("default", data=MNIST1D, depth=20,
+                      normalization="none").regularization.dropout_layers is None
+    config = get_preset("default", data=MNIST1D, depth=20, dropout_layers=3)
+    assert config.regularization.dropout_layers == 3
+    model = dnnguide.build_model(config, (40,), 10)
+    assert len(_dropout_after(model)) == 3
+
+
+def test_dropout_layers_must_be_a_positive_count():
+    with pytest.raises(ValueError, match="dropout_layers"):
+        get_preset("default", dropout_layers=0)

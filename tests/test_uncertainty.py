@@ -34,7 +34,8 @@ def bn_dropout_model():
     y = rng.integers(0, 3, size=300)
     x = (centers[y] + rng.normal(0, 1, size=(300, 8))).astype("float32")
     model = dnnguide.build_model("default", (8,), 3, depth=2, width=16, dropout_rate=0.3,
-                                 normalization="batch_norm_after", standardize_inputs=False)
+                                 normalization="batch_norm_after", standardize_inputs=False,
+                                 dropout_layers=2)  # dropout before a BN layer too
     model.fit(x * 4 + 2, y, epochs=2, batch_size=32, verbose=0)
     return model, x * 4 + 2, y.astype("int64")
 
