@@ -20,12 +20,14 @@ LEVELS = {
     # leaves: no dnnguide imports
     "config": 0, "plotting": 0, "_startup": 0,
     # the guideline tables, and data preparation that only needs the config
-    "guidelines": 1, "data": 1, "data_rules": 1, "tables": 1,
+    "guidelines": 1, "guideline_tables": 1, "data": 1, "data_rules": 1, "tables": 1,
     # building blocks: config -> Keras objects, and the run-directory store they are saved in
     "presets": 2, "layers": 2, "optimizers": 2, "schedules": 2, "runs": 2, "targets": 2,
+    "learning_curves": 2,
     # capabilities built on the blocks
     "calibration": 3, "uncertainty": 3, "uncertainty_report": 3, "lr_finder": 3, "diagnostics": 3, "distribute": 3,
     "multi_worker": 3, "checkpoint": 3, "compress": 3, "auditing": 2,
+    "fit_setup": 3, "fit_results": 3,
     # runners: train models (tuning runs its trials with training's callbacks)
     "training": 4, "tuning": 4, "predict": 4, "resume": 4, "transfer": 4, "pretrain": 4,
     # the command line
