@@ -77,11 +77,13 @@ DEFAULT_TABLE: dict[str, tuple[Any, str]] = {
     ),
     "dropout_layers.batch_norm": (
         1,
-        "With batch norm, dropout goes after the last batch-norm layer only: dropout in front "
-        "of a batch-norm layer shifts the variance it normalizes between training and "
+        "In a deep batch-norm stack, dropout goes after the last batch-norm layer only: dropout "
+        "in front of a batch-norm layer shifts the variance it normalizes between training and "
         "inference (Li et al. 2019, 'Understanding the Disharmony between Dropout and Batch "
-        "Normalization'). mnist1d, 20 layers: test accuracy 0.52 with dropout after every "
-        "layer, 0.74 after the last one only.",
+        "Normalization'), and the shift compounds layer after layer. mnist1d, 20 layers: test "
+        "accuracy 0.52 with dropout after every layer, 0.74 after the last one only; on a "
+        "3-layer net the shift is small and dropout everywhere regularized better (diabetes "
+        "RMSE 59.4 vs 62.9).",
     ),
     "schedule": (
         ScheduleConfig(name="performance", factor=0.5, patience=5),

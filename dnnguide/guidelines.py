@@ -210,7 +210,7 @@ def recommend(
 
 
 def place_dropout(config: NetworkConfig, reasons: dict) -> NetworkConfig:
-    """Dropout after the last batch-norm layer only when the net normalizes, else everywhere.
+    """Dropout after the last batch-norm layer only in a deep normalized net, else everywhere.
 
     The one placement rule of the tables (``DEFAULT_TABLE["dropout_layers.batch_norm"]``);
     :func:`dnnguide.presets.recommend_preset` applies it again after overrides, unless the
@@ -218,7 +218,8 @@ def place_dropout(config: NetworkConfig, reasons: dict) -> NetworkConfig:
     """
     reg = config.regularization
     value, why = DEFAULT_TABLE["dropout_layers.batch_norm"]
-    wanted = value if config.normalization != "none" and reg.dropout_rate > 0 else None
+    deep_bn = config.normalization != "none" and config.depth >= DEEP_FROM
+    wanted = value if deep_bn and reg.dropout_rate > 0 else None
     if reg.dropout_layers == wanted:
         return config
     if wanted is not None:

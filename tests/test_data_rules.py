@@ -128,7 +128,7 @@ def _dropout_after(model) -> list[str]:
             if isinstance(layer, keras.layers.Dropout)]
 
 
-def test_with_batch_norm_dropout_follows_the_last_batch_norm_only():
+def test_in_a_deep_batch_norm_net_dropout_follows_the_last_batch_norm_only():
     rec = recommend_preset("default", data=MNIST1D, depth=20)
     assert rec.config.normalization == "batch_norm_after"
     assert rec.config.regularization.dropout_layers == 1
@@ -138,6 +138,7 @@ def test_with_batch_norm_dropout_follows_the_last_batch_norm_only():
 
 
 def test_without_batch_norm_every_hidden_layer_keeps_its_dropout():
+    assert get_preset("low_latency", data=MNIST1D).regularization.dropout_layers is None
     config = get_preset("default", data=MNIST1D)
     assert config.normalization == "none" and config.regularization.dropout_layers is None
     model = dnnguide.build_model(config, (40,), 10)
@@ -145,8 +146,10 @@ def test_without_batch_norm_every_hidden_layer_keeps_its_dropout():
 
 
 def test_dropout_placement_follows_a_batch_norm_override_and_yields_to_an_explicit_one():
-    assert get_preset("default", data=MNIST1D,
+    assert get_preset("default", data=MNIST1D, depth=12,
                       normalization="batch_norm_before").regularization.dropout_layers == 1
+    assert get_preset("default", data=MNIST1D,  # 5 layers: the shift is small, dropout stays
+                      normalization="batch_norm_before").regularization.dropout_layers is None
     assert get_preset("default", data=MNIST1D, depth=20,
                       normalization="none").regularization.dropout_layers is None
     config = get_preset("default", data=MNIST1D, depth=20, dropout_layers=3)
