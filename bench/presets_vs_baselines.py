@@ -20,6 +20,7 @@ Usage::
     python bench/presets_vs_baselines.py                          # everything, 5 seeds
     python bench/presets_vs_baselines.py --data mnist1d --seeds 0 1 --contenders default keras_newcomer
     python bench/presets_vs_baselines.py --depth-study            # depth 2..50 on mnist1d
+    python bench/presets_vs_baselines.py --data mnist1d --contenders "default[depth=20,optimizer=adamw]"
     python bench/presets_vs_baselines.py --table-only results.csv # tables/plot from saved rows
 
 Writes ``<out>/results.csv`` (one row per run, appended as runs finish, so an interrupted run
@@ -63,11 +64,29 @@ def _score(data, probs_or_pred) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------- contenders
+def parse_contender(contender: str) -> tuple[str, dict]:
+    """``"default[depth=20,optimizer=adamw]"`` -> ``("default", {"depth": 20, ...})``: an
+    ablation is a preset with overrides, named by them in results.csv."""
+    import ast
+
+    name, _, spec = contender.partition("[")
+    overrides = {}
+    for item in filter(None, spec.rstrip("]").split(",")):
+        key, _, text = item.partition("=")
+        try:
+            overrides[key.strip()] = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            overrides[key.strip()] = text.strip()
+    return name, overrides
+
+
 def _dnnguide(contender: str, data, seed: int, epochs: int | None, depth: int | None):
     import dnnguide
 
+    contender, overrides = parse_contender(contender)
     preset, _, extra = contender.partition("+")
-    overrides = {"schedule": "onecycle"} if extra == "onecycle" else {}
+    if extra == "onecycle":
+        overrides.setdefault("schedule", "onecycle")
     if depth:
         overrides["depth"] = depth
     result = dnnguide.fit(preset, data, run_dir=None, seed=seed, verbose=0, epochs=epochs,
