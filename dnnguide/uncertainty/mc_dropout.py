@@ -30,6 +30,7 @@ from dnnguide.uncertainty.prediction import (
 )
 from dnnguide.uncertainty.sampler import (
     _check_probabilities, _mc_layers, _merge, _progress, _Sampler, _samples_per_call,
+    _split_at_first_dropout,
 )
 
 
@@ -75,6 +76,7 @@ class MCDropoutPredictor:
         # Only standard dropout needs a copy (its layers cannot be switched on); MC layers
         # are switched on by the sampler's own trace, so the model itself is used as is.
         self._mc = to_mc_dropout(model) if has_dropout(model, ("standard",)) else model
+        self._split = _split_at_first_dropout(self._mc)
         self._samplers: dict[tuple[int, bool], _Sampler] = {}
         self._calls = 0
 
@@ -146,7 +148,8 @@ class MCDropoutPredictor:
     def _sampler(self, n, return_samples) -> _Sampler:
         key = (n, return_samples)
         if key not in self._samplers:
-            self._samplers[key] = _Sampler(self._mc, n, self.task, return_samples)
+            self._samplers[key] = _Sampler(self._mc, n, self.task, return_samples,
+                                           self._split)
         return self._samplers[key]
 
     def _check_x(self, x) -> np.ndarray:
