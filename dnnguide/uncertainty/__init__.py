@@ -8,8 +8,9 @@ would also put BatchNormalization in training mode and overwrite its moving stat
 The samples are batched: each compiled call runs the model once on ``n`` tiled copies of a
 chunk of inputs (each row gets its own dropout mask, drawn in the graph from a seed input),
 which removes the per-call overhead of the naive ``[model(x, training=True) for _ in
-range(100)]`` loop; ``max_rows`` bounds the rows of one call, so large inputs are processed
-in chunks. The sampler is traced once per model and kept with it.
+range(100)]`` loop (the layers before the first dropout, the same for every sample, run
+once per input and their output is what is tiled); ``max_rows`` bounds the rows of one call,
+so large inputs are processed in chunks. The sampler is traced once per model and kept with it.
 
 Metrics (top-1 expected calibration error with equal-width bins, NLL, Brier score,
 accuracy, rejection curve; Gaussian NLL and interval coverage for regression) work on any
