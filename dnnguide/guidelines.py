@@ -283,7 +283,8 @@ def _apply_data_rules(fields: dict, reasons: dict, profile: DataProfile, *, use_
     if profile.n_train < small["rows"]:
         reg, opt = fields["regularization"], fields["optimizer"]
         if use_selu:  # weight penalties, decoupled or not, shift the SELU fixed point
-            rate = max(reg.dropout_rate, rate if rate is not None else small["alpha_dropout_rate"])
+            selu = data_rules.DATA_TABLE["small_data.selu"][0]
+            rate = max(reg.dropout_rate, rate if rate is not None else selu["alpha_dropout_rate"])
             kind = reg.dropout_kind if reg.dropout_kind.endswith("alpha") else "alpha"
             what = f"AlphaDropout {rate} (weight penalties would break self-normalization)"
         else:
@@ -295,8 +296,10 @@ def _apply_data_rules(fields: dict, reasons: dict, profile: DataProfile, *, use_
                 fields["optimizer"] = opt
             what = f"decoupled weight decay {opt.weight_decay:g} and dropout {rate}"
         fields["regularization"] = dataclasses.replace(reg, dropout_rate=rate, dropout_kind=kind)
-        why = data_rules.reason("small_data", n_train=profile.n_train, what=what,
-                                n_weights=profile.n_weights(depth, width))
+        rule = "small_data.selu" if use_selu and rate == 0 else "small_data"
+        why = data_rules.reason(rule, n_train=profile.n_train, what=what,
+                                n_weights=profile.n_weights(depth, width),
+                                rows=small["rows"])
         keep = reasons["regularization"] if reg.dropout_kind.startswith("mc") or reg.l1 else ""
         reasons["regularization"] = f"{keep} {why}".strip()
     if profile.task == "regression" and fields["optimizer"].clipnorm is None:

@@ -44,14 +44,20 @@ def test_no_data_keeps_the_tables_alone():
     assert cfg.regularization.dropout_rate == 0.0 and cfg.optimizer.clipnorm is None
 
 
-def test_self_normalizing_small_data_uses_alpha_dropout_never_weight_decay():
+def test_self_normalizing_small_data_gets_neither_weight_decay_nor_alpha_dropout_and_says_why():
     rec = recommend(self_normalizing=True, data=MNIST1D)
     cfg = rec.config
     assert cfg.activation == "selu"
-    assert cfg.regularization.dropout_kind == "alpha"
-    assert cfg.regularization.dropout_rate == DATA_TABLE["small_data"][0]["alpha_dropout_rate"]
+    assert cfg.regularization.dropout_rate == 0.0
+    assert DATA_TABLE["small_data.selu"][0]["alpha_dropout_rate"] == 0.0
     assert cfg.optimizer.weight_decay == 0.0
-    assert "AlphaDropout" in rec.reasons["regularization"]
+    assert "3,600 training rows" in rec.reasons["regularization"]
+    assert "AlphaDropout 0.1 after every SELU layer made it worse" in rec.reasons["regularization"]
+    # asking for dropout still gets AlphaDropout, never standard dropout
+    asked = recommend(self_normalizing=True, data=MNIST1D, dropout_rate=0.1).config.regularization
+    assert (asked.dropout_rate, asked.dropout_kind) == (0.1, "alpha")
+    risky = recommend(self_normalizing=True, risk_sensitive=True, data=MNIST1D).config
+    assert risky.regularization.dropout_kind == "mc_alpha" and risky.regularization.dropout_rate > 0
 
 
 def test_risk_sensitive_keeps_mc_dropout_and_both_reasons():
