@@ -176,9 +176,11 @@ def run_one(contender: str, data, seed: int, epochs: int | None = None,
     else:
         out, info = _dnnguide(contender, data, seed, epochs, depth)
     seconds = time.perf_counter() - start
-    scores = _score(data, np.nan_to_num(out, nan=0.0) if info["diverged"] else out)
-    if info["diverged"]:
-        scores = {k: float("nan") for k in scores}
+    if info["diverged"]:  # non-finite outputs have no score (normalizing them would be 0/0)
+        keys = ("rmse",) if data.task == "regression" else ("accuracy", "nll", "ece")
+        scores = {k: float("nan") for k in keys}
+    else:
+        scores = _score(data, out)
     return {"data": data.name, "contender": contender, "seed": seed, **scores,
             "time_s": round(seconds, 2), **{k: v for k, v in info.items() if v is not None}}
 
