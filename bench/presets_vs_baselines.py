@@ -456,10 +456,14 @@ def _plot_depth(frame, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 4))
     for contender, part in frame.groupby("contender"):
         stats = part.groupby("depth")["accuracy"].agg(["mean", "std"])
-        ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), marker="o",
-                    capsize=3, label=contender)
+        line = ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), marker="o",
+                           capsize=3, label=contender)
+        failed = stats.index[stats["mean"].isna()]  # every seed diverged: no accuracy to plot
+        ax.scatter(failed, [0.0] * len(failed), marker="x", s=60, color=line[0].get_color(),
+                   label=f"{contender}: diverged" if len(failed) else None)
     ax.set(xscale="log", xlabel="hidden layers", ylabel="mnist1d test accuracy",
            title="Depth study: does training stall or diverge?")
+    ax.minorticks_off()  # log-scale minor labels would overprint the depths
     ax.set_xticks(sorted(frame.depth.unique()), [str(d) for d in sorted(frame.depth.unique())])
     ax.legend()
     fig.tight_layout()
