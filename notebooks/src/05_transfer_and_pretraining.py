@@ -18,6 +18,7 @@
 
 # %%
 import io
+import logging
 import os
 
 import dnnguide  # first: it keeps TensorFlow's start-up messages out of the outputs
@@ -27,6 +28,8 @@ import numpy as np
 import pandas as pd
 from IPython.display import Image, display
 
+# TensorFlow warns when many small models retrace their functions in one process; harmless here.
+logging.getLogger("tensorflow").addFilter(lambda record: record.levelno >= logging.ERROR)
 QUICK = os.environ.get("DNNGUIDE_NOTEBOOK_QUICK") == "1"  # tiny budget, for the tests
 LABELS = [50] if QUICK else [50, 100, 200]  # labelled examples of task B
 SEEDS = [0] if QUICK else [0, 1, 2]
@@ -155,20 +158,23 @@ pd.DataFrame([{"layer": layer.name, "kind": type(layer).__name__,
 tuned = dnnguide.fine_tune(reused, b_demo, head_epochs=HEAD_EPOCHS, epochs=EPOCHS, seed=0,
                            verbose=0, name="fine_tune-from-A")
 history = tuned.history
+rate = history["learning_rate"]
+unfrozen = int((rate / rate.shift(1) < 0.2).idxmax())  # the first epoch at lr_factor x the rate
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
 epoch = history["epoch"] + 1
 axes[0].plot(epoch, history["loss"], "--", label="train")
 axes[0].plot(epoch, history["val_loss"], label="validation")
 axes[1].plot(epoch, history["learning_rate"], color="tab:green")
 for ax in axes:
-    ax.axvline(HEAD_EPOCHS + 0.5, color="grey", linestyle=":", label="layers unfrozen")
+    ax.axvline(unfrozen + 0.5, color="grey", linestyle=":", label="layers unfrozen")
 axes[0].set(yscale="log", xlabel="epoch", ylabel="loss (log scale)",
             title=f"task B, {LABELS[-1]} labels, from A's layers")
 axes[1].set(yscale="log", xlabel="epoch", ylabel="learning rate", title="learning rate")
 axes[0].legend()
 show(fig)
-print(f"test accuracy {tuned.metrics['test_accuracy']:.3f} after "
-      f"{tuned.metrics['epochs_trained']} epochs; run: {tuned.run_dir}")
+print(f"head alone for {unfrozen} epochs, then all layers; test accuracy "
+      f"{tuned.metrics['test_accuracy']:.3f} after {tuned.metrics['epochs_trained']} epochs; "
+      f"run: {tuned.run_dir}")
 
 # %% [markdown]
 # ## Scratch vs A's layers vs the autoencoder's, over label counts and seeds
@@ -220,27 +226,34 @@ summary.round(3)
 # - Model A learned its 8 classes well, and the autoencoder reconstructed held-out inputs far
 #   better than predicting each feature's mean: both learned features without any label of
 #   task B.
-# - Averaged over the label counts and seeds, the autoencoder's encoder gave the best test
-#   accuracy on task B, ahead of training from scratch.
-# - With a test set of a few dozen examples per class, one example is more than a point of
-#   accuracy, and single comparisons are noisy; `BENCHMARKS.md` has the same experiment over
-#   five seeds and on MNIST-1D, where the effect is smaller.
+# - In the two-phase run, the validation loss kept falling after the reused layers were
+#   unfrozen at a tenth of the learning rate: fine-tuning improved on the frozen features.
+# - The default network sized for the data, trained from scratch, already passed 0.9 test
+#   accuracy with 50 labels. Averaged over the label counts and seeds, neither kind of reused
+#   layers beat it by more than two test examples: on digits, with this network, transfer did
+#   not reliably help. Single comparisons are noisy here (one test example is more than a point
+#   of accuracy); `BENCHMARKS.md` has the same experiment over five seeds and on MNIST-1D.
 #
 # The numbers behind these sentences, recomputed from this run (a claim this run does not support
 # is marked):
 
 # %%
 mean_by_method = results.groupby("method", sort=False)["test_accuracy"].mean()
+gain_by_method = results.groupby("method", sort=False)["gain"].mean().drop("scratch")
+example = 1 / len(b_test[0])
 print("mean test accuracy on B over labels and seeds: "
       + ", ".join(f"{k} {v:.3f}" for k, v in mean_by_method.items()))
-print("mean gain over scratch: " + ", ".join(
-    f"{k} {v:+.3f}" for k, v in results.groupby("method", sort=False)["gain"].mean().items()
-    if k != "scratch"))
-print(f"one test example = {100 / len(b_test[0]):.1f} points of accuracy")
+print("mean gain over scratch: " + ", ".join(f"{k} {v:+.3f}" for k, v in gain_by_method.items()))
+print(f"one test example = {100 * example:.1f} points of accuracy")
 claim("model A reached over 0.9 test accuracy on its 8 classes",
       body_a.pretraining.metrics["test_accuracy"] > 0.9)
 claim("the autoencoder's held-out MSE was under half that of the mean predictor",
       ae.metrics["val_mse"] < 0.5 * ae.metrics["val_mse_mean_predictor"])
-claim("the autoencoder's encoder had the best mean test accuracy, ahead of scratch",
-      mean_by_method.idxmax() == "autoencoder fine-tuned"
-      and mean_by_method["autoencoder fine-tuned"] > mean_by_method["scratch"])
+val_loss = tuned.history["val_loss"]
+claim("the validation loss fell further after unfreezing",
+      unfrozen > 0 and val_loss.iloc[unfrozen:].min() < val_loss.iloc[unfrozen - 1])
+scratch_means = summary.xs("scratch", level="method")["mean"]
+claim("from scratch, the mean test accuracy passed 0.9 at every label count",
+      (scratch_means > 0.9).all())
+claim("neither kind of reused layers beat scratch by more than two test examples on average",
+      (gain_by_method < 2 * example).all())

@@ -22,6 +22,7 @@ import dataclasses
 import io
 import logging
 import os
+import warnings
 
 import dnnguide  # first: it keeps TensorFlow's start-up messages out of the outputs
 
@@ -30,7 +31,10 @@ import pandas as pd
 from IPython.display import Image, display
 
 # TensorFlow warns when many small models retrace their functions in one process; harmless here.
-logging.getLogger("tensorflow").setLevel(logging.ERROR)
+logging.getLogger("tensorflow").addFilter(lambda record: record.levelno >= logging.ERROR)
+# Hyperband continues a trial from the weights of an earlier one, without its optimizer state
+# (a fresh optimizer per trial); Keras warns about the skipped optimizer variables each time.
+warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
 QUICK = os.environ.get("DNNGUIDE_NOTEBOOK_QUICK") == "1"  # tiny budget, for the tests
 MAX_EPOCHS = 3 if QUICK else 9  # Hyperband's largest budget per trial
 FIRST_TRIALS, ALL_TRIALS = (2, 3) if QUICK else (12, 20)
