@@ -20,6 +20,7 @@ Usage::
     python bench/presets_vs_baselines.py                          # everything, 5 seeds
     python bench/presets_vs_baselines.py --data mnist1d --seeds 0 1 --contenders default keras_newcomer
     python bench/presets_vs_baselines.py --depth-study            # depth 2..50 on mnist1d
+    python bench/presets_vs_baselines.py --data mnist1d --contenders "default[depth=20,optimizer=adamw]"
     python bench/presets_vs_baselines.py --table-only results.csv # tables/plot from saved rows
 
 Writes ``<out>/results.csv`` (one row per run, appended as runs finish, so an interrupted run
@@ -63,11 +64,29 @@ def _score(data, probs_or_pred) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------- contenders
+def parse_contender(contender: str) -> tuple[str, dict]:
+    """``"default[depth=20,optimizer=adamw]"`` -> ``("default", {"depth": 20, ...})``: an
+    ablation is a preset with overrides, named by them in results.csv."""
+    import ast
+
+    name, _, spec = contender.partition("[")
+    overrides = {}
+    for item in filter(None, spec.rstrip("]").split(",")):
+        key, _, text = item.partition("=")
+        try:
+            overrides[key.strip()] = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            overrides[key.strip()] = text.strip()
+    return name, overrides
+
+
 def _dnnguide(contender: str, data, seed: int, epochs: int | None, depth: int | None):
     import dnnguide
 
+    contender, overrides = parse_contender(contender)
     preset, _, extra = contender.partition("+")
-    overrides = {"schedule": "onecycle"} if extra == "onecycle" else {}
+    if extra == "onecycle":
+        overrides.setdefault("schedule", "onecycle")
     if depth:
         overrides["depth"] = depth
     result = dnnguide.fit(preset, data, run_dir=None, seed=seed, verbose=0, epochs=epochs,
@@ -157,9 +176,11 @@ def run_one(contender: str, data, seed: int, epochs: int | None = None,
     else:
         out, info = _dnnguide(contender, data, seed, epochs, depth)
     seconds = time.perf_counter() - start
-    scores = _score(data, np.nan_to_num(out, nan=0.0) if info["diverged"] else out)
-    if info["diverged"]:
-        scores = {k: float("nan") for k in scores}
+    if info["diverged"]:  # non-finite outputs have no score (normalizing them would be 0/0)
+        keys = ("rmse",) if data.task == "regression" else ("accuracy", "nll", "ece")
+        scores = {k: float("nan") for k in keys}
+    else:
+        scores = _score(data, out)
     return {"data": data.name, "contender": contender, "seed": seed, **scores,
             "time_s": round(seconds, 2), **{k: v for k, v in info.items() if v is not None}}
 
@@ -435,10 +456,14 @@ def _plot_depth(frame, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 4))
     for contender, part in frame.groupby("contender"):
         stats = part.groupby("depth")["accuracy"].agg(["mean", "std"])
-        ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), marker="o",
-                    capsize=3, label=contender)
+        line = ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), marker="o",
+                           capsize=3, label=contender)
+        failed = stats.index[stats["mean"].isna()]  # every seed diverged: no accuracy to plot
+        ax.scatter(failed, [0.0] * len(failed), marker="x", s=60, color=line[0].get_color(),
+                   label=f"{contender}: diverged" if len(failed) else None)
     ax.set(xscale="log", xlabel="hidden layers", ylabel="mnist1d test accuracy",
            title="Depth study: does training stall or diverge?")
+    ax.minorticks_off()  # log-scale minor labels would overprint the depths
     ax.set_xticks(sorted(frame.depth.unique()), [str(d) for d in sorted(frame.depth.unique())])
     ax.legend()
     fig.tight_layout()

@@ -30,198 +30,18 @@ from typing import Any
 
 from dnnguide import data_rules
 from dnnguide.config import (
-    EarlyStoppingConfig,
-    NetworkConfig,
-    OptimizerConfig,
-    RegularizationConfig,
-    ScheduleConfig,
     TASKS,
+    NetworkConfig,
+    RegularizationConfig,
     check_choice,
     check_range,
 )
 from dnnguide.data_rules import DataProfile, choose_width
-
-#: Units per hidden layer when no data is given to size it (:func:`data_rules.choose_width`).
-DEFAULT_WIDTH = 100
-#: Optimizers whose weight decay is decoupled from the gradient step (Loshchilov & Hutter 2019).
-DECOUPLED_DECAY_OPTIMIZERS = ("adamw", "sgd", "momentum", "nesterov")
-#: From this many hidden layers on a network counts as "deep".
-DEEP_FROM = 10
-#: Depth used for "shallow" / "deep" / low-latency when no number is given.
-SHALLOW_DEPTH, DEEP_DEPTH, LOW_LATENCY_DEPTH = 5, 20, 3
-
-# Each row: field -> (value, reason). Values that depend on depth are resolved in recommend().
-DEFAULT_TABLE: dict[str, tuple[Any, str]] = {
-    "kernel_initializer": (
-        "he_normal",
-        "He initialization keeps the variance of ReLU-family activations (ELU, Swish) "
-        "constant across layers, so gradients neither vanish nor explode at the start "
-        "(He et al. 2015).",
-    ),
-    "activation.shallow": (
-        "elu",
-        "ELU is smooth, has non-zero gradients for negative inputs (no dead units) and "
-        "outputs with mean near 0; on a shallow net it needs no normalization.",
-    ),
-    "activation.deep": (
-        "swish",
-        "Swish (SiLU) outperforms ReLU/ELU on deep nets (Ramachandran et al. 2017) and "
-        "pairs well with batch norm.",
-    ),
-    "normalization.shallow": (
-        "none",
-        "A shallow net with He init and ELU trains stably without normalization; batch "
-        "norm would only add run-time cost.",
-    ),
-    "normalization.deep": (
-        "batch_norm_after",
-        "Batch norm keeps activations standardized through a deep stack, which fights "
-        "vanishing/exploding gradients and allows larger learning rates (Ioffe & Szegedy 2015).",
-    ),
-    "regularization": (
-        RegularizationConfig(),
-        "Early stopping is the first regularizer; add weight decay only if the model overfits.",
-    ),
-    "regularization.overfitting": (
-        None,  # AdamW's decoupled weight decay; set on the optimizer row
-        "The model overfits: decoupled weight decay (AdamW's, or SGD's own) regularizes "
-        "without the interference L2 has with adaptive optimizers (Loshchilov & Hutter 2019).",
-    ),
-    "optimizer": (
-        OptimizerConfig(name="adamw", learning_rate=1e-3, weight_decay=0.0),
-        "AdamW (or Nesterov): adaptive, converges fast and is forgiving of the learning rate; "
-        "its weight decay is decoupled from the gradient step.",
-    ),
-    "optimizer.deep": (
-        OptimizerConfig(name="nesterov", learning_rate=0.01, momentum=0.9),
-        "Nesterov momentum SGD, the table's other choice: with batch norm in a deep stack, "
-        "AdamW's per-weight steps left training-mode and inference-mode statistics far apart "
-        "on small data (digits, 20 layers: test accuracy 0.64 with AdamW vs 0.94 with Nesterov).",
-    ),
-    "schedule": (
-        ScheduleConfig(name="performance", factor=0.5, patience=5),
-        "Performance scheduling (halve the LR when validation loss plateaus) needs no "
-        "knowledge of the training length; 1cycle is the alternative when the budget is known.",
-    ),
-    "early_stopping": (
-        EarlyStoppingConfig(patience=10),
-        "Stop when validation loss has not improved for 10 epochs and keep the best weights.",
-    ),
-}
-
-# What choosing 1cycle implies (it needs a known budget, used to the end).
-ONECYCLE_TABLE: dict[str, tuple[Any, str]] = {
-    "epochs": (
-        30,
-        "1cycle's budget: the cycle spans exactly these epochs and is never cut short. Smith "
-        "(2018) reaches a constant learning rate's accuracy in a fraction of its epochs.",
-    ),
-    "early_stopping": (
-        EarlyStoppingConfig(enabled=False),
-        "No early stopping with 1cycle: a cycle cut before its end never anneals the learning "
-        "rate (mnist1d: runs stopped at epochs 23-52 of 100, before the peak).",
-    ),
-    "max_lr": (
-        None,
-        "1cycle's peak learning rate: the LR finder's suggestion on this model and data, when "
-        "not given (Smith 2018: the largest rate at which the loss still falls fast).",
-    ),
-}
-
-SELF_NORMALIZING_TABLE: dict[str, tuple[Any, str]] = {
-    "kernel_initializer": (
-        "lecun_normal",
-        "SELU self-normalizes only with LeCun normal initialization (Klambauer et al. 2017).",
-    ),
-    "activation": (
-        "selu",
-        "SELU pushes each layer's outputs towards mean 0 and std 1, so a deep plain stack "
-        "trains without batch norm.",
-    ),
-    "normalization": (
-        "none",
-        "Self-normalization replaces batch norm; adding it would break the SELU fixed point.",
-    ),
-    "regularization": (
-        RegularizationConfig(dropout_kind="alpha"),
-        "No L1/L2/max-norm (they break self-normalization); AlphaDropout if regularization "
-        "is needed, since it preserves mean and variance.",
-    ),
-    "optimizer": (
-        OptimizerConfig(name="nesterov", learning_rate=0.01, momentum=0.9),
-        "Nesterov accelerated gradient: momentum SGD that looks ahead, the table's choice "
-        "for self-normalizing nets.",
-    ),
-    "schedule": (
-        ScheduleConfig(name="performance", factor=0.5, patience=5),
-        "Performance scheduling (or 1cycle when the training budget is known).",
-    ),
-    "early_stopping": (
-        EarlyStoppingConfig(patience=10),
-        "Stop when validation loss has not improved for 10 epochs and keep the best weights.",
-    ),
-    "standardize_inputs": (
-        True,
-        "Self-normalization assumes standardized inputs (mean 0, std 1 per feature).",
-    ),
-}
-
-# Fields both tables leave at their usual value; the reason says why that value is the default.
-COMMON_TABLE: dict[str, str] = {
-    "width": "The same width in every hidden layer works as well as a pyramid and leaves one "
-    "hyperparameter instead of many; prefer more layers to wider ones (Géron ch. 10).",
-    "batch_norm_momentum": "Keras' 0.99 (moving statistics averaged over ~100 steps); used only "
-    "with batch norm, and shortened by the data-aware rule when an epoch is short.",
-    "architecture": "A plain sequential stack of Dense layers, the setting both tables assume.",
-    "standardize_inputs": "Gradient descent converges faster on features with mean 0 and std 1; "
-    "the statistics come from the training split only.",
-    "standardize_target": "Regression targets are standardized for training (training-split "
-    "statistics) and mapped back inside the model: raw targets such as diabetes' (mean 152, std "
-    "77) make MSE gradients thousands of times larger and diverge SGD-family optimizers, while "
-    "predictions and RMSE/MAE stay in the original units.",
-    "batch_size": "32: small batches generalize well and are a safe default (Masters & Luschi "
-    "2018); larger ones need a warm-up such as 1cycle's.",
-    "epochs": "An upper bound only: early stopping ends training when validation loss stops "
-    "improving.",
-    "pruning_sparsity": "No pruning: only a model that must be sparse is pruned.",
-    "fold_batch_norm": "Nothing to fold: only low-latency models fold batch norm for inference.",
-    "precision": "Train and export in float32; 16/8-bit export is for low-latency models.",
-}
-
-#: The values the exceptions set (their reasons are in :data:`EXCEPTIONS_TABLE`).
-EXCEPTION_VALUES: dict[str, dict[str, Any]] = {
-    "sparse": {"l1": 1e-5, "pruning_sparsity": 0.8},
-    "low_latency": {"kernel_initializer": "he_normal", "activation": "relu",
-                    "normalization": "batch_norm_before", "fold_batch_norm": True,
-                    "precision": "int8"},
-    "risk_sensitive": {"dropout_rate": 0.2},
-    # Without data to look at, "the model overfits" adds this much decoupled weight decay.
-    "overfitting": {"weight_decay": 0.004},
-}
-
-EXCEPTIONS_TABLE: dict[str, dict[str, str]] = {
-    "sparse": {
-        "l1": "L1 regularization drives many weights to exactly zero.",
-        "pruning_sparsity": "Magnitude pruning (TF-MOT) removes the smallest weights during "
-        "training to reach the target sparsity.",
-        "activation": "Pruning and L1 break self-normalization, so a sparse model never uses "
-        "SELU: the default table's activation is kept.",
-    },
-    "low_latency": {
-        "depth": "Fewer layers mean fewer sequential matrix products per prediction.",
-        "activation": "ReLU is the cheapest activation to compute (LeakyReLU if units die).",
-        "normalization": "Batch norm right after each Dense (before the activation) so it can "
-        "be folded into the Dense weights for inference at no cost.",
-        "fold_batch_norm": "Folded BN layers cost nothing at inference time.",
-        "precision": "Reduce float precision to 16 or 8 bits at export (post-training "
-        "quantization) for smaller, faster models.",
-    },
-    "risk_sensitive": {
-        "dropout": "MC dropout: keep dropout on at prediction time and average many "
-        "predictions for better accuracy and calibrated uncertainty, with no retraining "
-        "(Gal & Ghahramani 2016).",
-    },
-}
+from dnnguide.guideline_tables import (  # noqa: F401 - the tables are public here too
+    DEFAULT_WIDTH, DECOUPLED_DECAY_OPTIMIZERS, DEEP_FROM, SHALLOW_DEPTH, DEEP_DEPTH,
+    LOW_LATENCY_DEPTH, DEFAULT_TABLE, ONECYCLE_TABLE, SELF_NORMALIZING_TABLE, COMMON_TABLE,
+    EXCEPTION_VALUES, EXCEPTIONS_TABLE,
+)
 
 
 @dataclass(frozen=True)
@@ -386,7 +206,26 @@ def recommend(
         reasons.setdefault(key, reason)
     name = "+".join(k for k in ("sparse", "low_latency", "risk_sensitive") if situation[k])
     fields["name"] = name or ("self_normalizing" if use_selu else "default")
-    return Recommendation(NetworkConfig(**fields), reasons, situation)
+    return Recommendation(place_dropout(NetworkConfig(**fields), reasons), reasons, situation)
+
+
+def place_dropout(config: NetworkConfig, reasons: dict) -> NetworkConfig:
+    """Dropout after the last batch-norm layer only in a deep normalized net, else everywhere.
+
+    The one placement rule of the tables (``DEFAULT_TABLE["dropout_layers.batch_norm"]``);
+    :func:`dnnguide.presets.recommend_preset` applies it again after overrides, unless the
+    override sets ``dropout_layers`` itself.
+    """
+    reg = config.regularization
+    value, why = DEFAULT_TABLE["dropout_layers.batch_norm"]
+    deep_bn = config.normalization != "none" and config.depth >= DEEP_FROM
+    wanted = value if deep_bn and reg.dropout_rate > 0 else None
+    if reg.dropout_layers == wanted:
+        return config
+    if wanted is not None:
+        reasons["regularization"] = f"{reasons.get('regularization', '')} {why}".strip()
+    return dataclasses.replace(config, regularization=dataclasses.replace(
+        reg, dropout_layers=wanted))
 
 
 def _default_fields(reasons: dict, depth: int, overfitting: bool) -> dict:
@@ -444,7 +283,8 @@ def _apply_data_rules(fields: dict, reasons: dict, profile: DataProfile, *, use_
     if profile.n_train < small["rows"]:
         reg, opt = fields["regularization"], fields["optimizer"]
         if use_selu:  # weight penalties, decoupled or not, shift the SELU fixed point
-            rate = max(reg.dropout_rate, rate if rate is not None else small["alpha_dropout_rate"])
+            selu = data_rules.DATA_TABLE["small_data.selu"][0]
+            rate = max(reg.dropout_rate, rate if rate is not None else selu["alpha_dropout_rate"])
             kind = reg.dropout_kind if reg.dropout_kind.endswith("alpha") else "alpha"
             what = f"AlphaDropout {rate} (weight penalties would break self-normalization)"
         else:
@@ -456,8 +296,10 @@ def _apply_data_rules(fields: dict, reasons: dict, profile: DataProfile, *, use_
                 fields["optimizer"] = opt
             what = f"decoupled weight decay {opt.weight_decay:g} and dropout {rate}"
         fields["regularization"] = dataclasses.replace(reg, dropout_rate=rate, dropout_kind=kind)
-        why = data_rules.reason("small_data", n_train=profile.n_train, what=what,
-                                n_weights=profile.n_weights(depth, width))
+        rule = "small_data.selu" if use_selu and rate == 0 else "small_data"
+        why = data_rules.reason(rule, n_train=profile.n_train, what=what,
+                                n_weights=profile.n_weights(depth, width),
+                                rows=small["rows"])
         keep = reasons["regularization"] if reg.dropout_kind.startswith("mc") or reg.l1 else ""
         reasons["regularization"] = f"{keep} {why}".strip()
     if profile.task == "regression" and fields["optimizer"].clipnorm is None:

@@ -25,7 +25,7 @@ from dnnguide.config import (
     ConfigError, NetworkConfig, TASKS, check_choice, check_range, nested_overrides,
 )
 from dnnguide.guidelines import (
-    DECOUPLED_DECAY_OPTIMIZERS, ONECYCLE_TABLE, Recommendation, recommend,
+    DECOUPLED_DECAY_OPTIMIZERS, ONECYCLE_TABLE, Recommendation, place_dropout, recommend,
 )
 
 
@@ -119,6 +119,8 @@ def recommend_preset(name: str, data=None, **overrides) -> Recommendation:
     config = nested_overrides(rec.config,
                               **_follow_optimizer_override(rec.config, overrides, reasons))
     config = onecycle_policy(config, overrides, reasons)
+    if not {"dropout_layers", "regularization.dropout_layers", "regularization"} & set(overrides):
+        config = place_dropout(config, reasons)  # an override may have added batch norm
     return Recommendation(config, reasons, {"preset": name, **rec.situation})
 
 
@@ -209,8 +211,8 @@ def _hidden_block(x, config: NetworkConfig, index: int, units: int):
     elif config.normalization == "batch_norm_after":
         x = keras.layers.BatchNormalization(momentum=config.batch_norm_momentum,
                                             name=f"batch_norm_{index}")(x)
-    if reg.dropout_rate > 0:
-        x = _dropout_layer(config, index)(x)
+    if reg.dropout_rate > 0 and index > config.depth - (reg.dropout_layers or config.depth):
+        x = _dropout_layer(config, index)(x)  # the top `dropout_layers` hidden layers only
     return x
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from dnnguide.config import ConfigError
-from dnnguide.data import MIN_ROWS, DataError, _plain
+from dnnguide.data.dataset import MIN_ROWS, DataError, _plain
 
 
 class CategoricalEncodingWarning(UserWarning):

@@ -346,7 +346,9 @@ def test_docstring_examples_run():
     import sys
 
     for name in ("dnnguide.auditing", "dnnguide.auditing.core", "dnnguide.auditing.graph",
-                 "dnnguide.auditing.report", "dnnguide.auditing.rules"):
+                 "dnnguide.auditing.report", "dnnguide.auditing.rules",
+                 "dnnguide.auditing.context", "dnnguide.auditing.stack_rules",
+                 "dnnguide.auditing.setup_rules"):
         result = doctest.testmod(sys.modules[name])
         assert result.failed == 0 and result.attempted > 0, name
 

@@ -168,14 +168,14 @@ def test_a_run_calibrates_on_validation_only_and_saves_the_calibration(tmp_path)
     assert {"reliability.png", "rejection.png", "shift.png"} <= {
         p.name for p in (run.run_dir / "plots").iterdir()}
     # The test split never reaches the calibration: replace it with noise, same temperatures.
-    from dnnguide.training import _calibrate_mc
+    from dnnguide.fit_results import calibrate_mc
 
     shuffled = dataclasses.replace(
         data, x_test=rng.normal(size=x[550:].shape).astype("float32"),
         y_test=rng.permutation(y[550:]))
     model = uncalibrated(run.model)
-    a = calibration_layer(_calibrate_mc(model, data, {}, None)).get_config()
-    b = calibration_layer(_calibrate_mc(model, shuffled, {}, None)).get_config()
+    a = calibration_layer(calibrate_mc(model, data, {}, None)).get_config()
+    b = calibration_layer(calibrate_mc(model, shuffled, {}, None)).get_config()
     assert a == b
 
 

@@ -44,14 +44,20 @@ def test_no_data_keeps_the_tables_alone():
     assert cfg.regularization.dropout_rate == 0.0 and cfg.optimizer.clipnorm is None
 
 
-def test_self_normalizing_small_data_uses_alpha_dropout_never_weight_decay():
+def test_self_normalizing_small_data_gets_neither_weight_decay_nor_alpha_dropout_and_says_why():
     rec = recommend(self_normalizing=True, data=MNIST1D)
     cfg = rec.config
     assert cfg.activation == "selu"
-    assert cfg.regularization.dropout_kind == "alpha"
-    assert cfg.regularization.dropout_rate == DATA_TABLE["small_data"][0]["alpha_dropout_rate"]
+    assert cfg.regularization.dropout_rate == 0.0
+    assert DATA_TABLE["small_data.selu"][0]["alpha_dropout_rate"] == 0.0
     assert cfg.optimizer.weight_decay == 0.0
-    assert "AlphaDropout" in rec.reasons["regularization"]
+    assert "3,600 training rows" in rec.reasons["regularization"]
+    assert "AlphaDropout 0.1 after every SELU layer made it worse" in rec.reasons["regularization"]
+    # asking for dropout still gets AlphaDropout, never standard dropout
+    asked = recommend(self_normalizing=True, data=MNIST1D, dropout_rate=0.1).config.regularization
+    assert (asked.dropout_rate, asked.dropout_kind) == (0.1, "alpha")
+    risky = recommend(self_normalizing=True, risk_sensitive=True, data=MNIST1D).config
+    assert risky.regularization.dropout_kind == "mc_alpha" and risky.regularization.dropout_rate > 0
 
 
 def test_risk_sensitive_keeps_mc_dropout_and_both_reasons():
@@ -117,3 +123,47 @@ def test_onecycle_gets_its_budget_and_no_early_stopping():
     # An explicit budget or early-stopping choice wins.
     cfg = get_preset("default", schedule="onecycle", epochs=12, **{"early_stopping.patience": 3})
     assert cfg.epochs == 12 and cfg.early_stopping.enabled and cfg.early_stopping.patience == 3
+
+
+def _dropout_after(model) -> list[str]:
+    """Names of the layers each Dropout layer follows, in order."""
+    import keras
+
+    layers = model.layers
+    return [layers[i - 1].name for i, layer in enumerate(layers)
+            if isinstance(layer, keras.layers.Dropout)]
+
+
+def test_in_a_deep_batch_norm_net_dropout_follows_the_last_batch_norm_only():
+    rec = recommend_preset("default", data=MNIST1D, depth=20)
+    assert rec.config.normalization == "batch_norm_after"
+    assert rec.config.regularization.dropout_layers == 1
+    assert "Li et al. 2019" in rec.reasons["regularization"]
+    model = dnnguide.build_model(rec.config, (40,), 10)
+    assert _dropout_after(model) == ["batch_norm_20"]  # nothing feeds a BN layer a dropped input
+
+
+def test_without_batch_norm_every_hidden_layer_keeps_its_dropout():
+    assert get_preset("low_latency", data=MNIST1D).regularization.dropout_layers is None
+    config = get_preset("default", data=MNIST1D)
+    assert config.normalization == "none" and config.regularization.dropout_layers is None
+    model = dnnguide.build_model(config, (40,), 10)
+    assert _dropout_after(model) == [f"hidden_{i}" for i in range(1, 6)]
+
+
+def test_dropout_placement_follows_a_batch_norm_override_and_yields_to_an_explicit_one():
+    assert get_preset("default", data=MNIST1D, depth=12,
+                      normalization="batch_norm_before").regularization.dropout_layers == 1
+    assert get_preset("default", data=MNIST1D,  # 5 layers: the shift is small, dropout stays
+                      normalization="batch_norm_before").regularization.dropout_layers is None
+    assert get_preset("default", data=MNIST1D, depth=20,
+                      normalization="none").regularization.dropout_layers is None
+    config = get_preset("default", data=MNIST1D, depth=20, dropout_layers=3)
+    assert config.regularization.dropout_layers == 3
+    model = dnnguide.build_model(config, (40,), 10)
+    assert len(_dropout_after(model)) == 3
+
+
+def test_dropout_layers_must_be_a_positive_count():
+    with pytest.raises(ValueError, match="dropout_layers"):
+        get_preset("default", dropout_layers=0)

@@ -252,3 +252,27 @@ def test_canary_keras_is_the_version_whose_internals_are_copied():
         optimizer.build(weights)
         missing = [n for n in names if not hasattr(optimizer, n)]
         assert not missing, f"keras.optimizers.{cls} no longer has {missing}"
+
+
+#: The keras.src names dnnguide imports (Keras has no public path to them), by module.
+KERAS_SRC_NAMES = {
+    "keras.src.models.functional": ("Functional",),  # layers.to_mc_dropout, compress.bridge
+    "keras.src.ops.function": ("make_node_key",),  # auditing.graph
+}
+
+
+def test_canary_the_keras_src_names_dnnguide_imports_still_exist():
+    """The third kind of Keras internal (after copied steps and private attributes)."""
+    import importlib
+    import subprocess
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[1] / "dnnguide"
+    used = subprocess.run(["grep", "-rhoE", r"from keras\.src[.a-z_]* import [A-Za-z_]+",
+                           str(package)], capture_output=True, text=True).stdout.split("\n")
+    pairs = {tuple(line.split(" import ")) for line in filter(None, used)}
+    assert pairs == {(f"from {m}", n) for m, names in KERAS_SRC_NAMES.items() for n in names}, (
+        "dnnguide imports keras.src names this canary does not list")
+    for module, names in KERAS_SRC_NAMES.items():
+        missing = [n for n in names if not hasattr(importlib.import_module(module), n)]
+        assert not missing, f"Keras {keras.__version__} moved {module}.{missing}"

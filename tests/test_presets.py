@@ -62,6 +62,12 @@ def test_preset_layers_follow_its_config(preset, depth):
         else:
             assert isinstance(bn, keras.layers.BatchNormalization)
             assert dense.activation is keras.activations.get(cfg.activation)
+        top = cfg.regularization.dropout_layers or depth  # batch norm: after the last only
+        deep_bn = cfg.normalization != "none" and depth >= 10
+        assert cfg.regularization.dropout_layers == (1 if deep_bn else None)
+        if i <= depth - top:
+            assert f"dropout_{i}" not in by_name
+            continue
         dropout = by_name[f"dropout_{i}"]
         assert type(dropout) is DROPOUT_CLASS[cfg.regularization.dropout_kind]
         assert dropout.rate == pytest.approx(0.1)

@@ -34,7 +34,8 @@ def bn_dropout_model():
     y = rng.integers(0, 3, size=300)
     x = (centers[y] + rng.normal(0, 1, size=(300, 8))).astype("float32")
     model = dnnguide.build_model("default", (8,), 3, depth=2, width=16, dropout_rate=0.3,
-                                 normalization="batch_norm_after", standardize_inputs=False)
+                                 normalization="batch_norm_after", standardize_inputs=False,
+                                 dropout_layers=2)  # dropout before a BN layer too
     model.fit(x * 4 + 2, y, epochs=2, batch_size=32, verbose=0)
     return model, x * 4 + 2, y.astype("int64")
 
@@ -127,6 +128,41 @@ def test_mc_predict_is_seeded_and_agrees_with_the_naive_loop(bn_dropout_model):
     assert np.abs(big.mean - naive.mean(0)).mean() < 0.025
     assert np.abs(big.std - naive.std(0)).mean() < 0.025
 
+
+
+def test_layers_before_the_first_dropout_run_once_per_input(bn_dropout_model):
+    # The sampler tiles the output of the layers before any dropout, not the input: the same
+    # samples (same seed, same masks) as tiling the input, without repeating that work per sample.
+    model, x, _ = bn_dropout_model
+    predictor = dnnguide.uncertainty.MCDropoutPredictor(model, seed=0)
+    prefix, suffix = predictor._split
+    assert [layer.name for layer in prefix.layers[1:]] == ["hidden_1", "batch_norm_1"]
+    assert type(suffix.layers[1]).__name__ == "MCDropout"
+    tiling_the_input = dnnguide.uncertainty.MCDropoutPredictor(model, seed=0)
+    tiling_the_input._split = None
+    a = predictor.predict(x[:30], n_samples=20, return_samples=True)
+    b = tiling_the_input.predict(x[:30], n_samples=20, return_samples=True)
+    assert a.samples.std(0).max() > 0.01
+    np.testing.assert_allclose(a.samples, b.samples, rtol=1e-5, atol=1e-6)
+
+
+def test_the_input_is_tiled_where_the_graph_does_not_split(blobs):
+    from dnnguide.uncertainty.sampler import _split_at_first_dropout
+
+    x, _ = blobs
+    dropout_first = keras.Sequential([keras.Input((8,)), dnnguide.MCDropout(0.5),
+                                      keras.layers.Dense(3, activation="softmax")])
+    inputs = keras.Input((8,))
+    hidden = keras.layers.Dense(8)(inputs)
+    sampled = keras.layers.Dense(3)(dnnguide.MCDropout(0.5)(hidden))
+    bypass = keras.layers.Dense(3)(inputs)  # a path to the output that skips the cut
+    skip = keras.Model(inputs, keras.layers.Softmax()(keras.layers.Add()([sampled, bypass])))
+    for model in (dropout_first, skip):
+        assert _split_at_first_dropout(model) is None
+        assert mc_predict(model, x[:10], n_samples=10, seed=0).std.max() > 0
+    residual = dnnguide.build_model("risk_sensitive", (8,), 3, depth=3, width=8,
+                                    architecture="residual")
+    assert _split_at_first_dropout(residual) is not None
 
 def test_binary_model_gets_entropy_from_both_classes(blobs):
     x, y = blobs

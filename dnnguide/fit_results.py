@@ -1,0 +1,109 @@
+"""What a finished run records: its history, test metrics, calibration and status.
+
+Test metrics come from ``evaluate`` on the test split; the best epoch and its validation
+metrics from the history; an MC dropout model is also calibrated on the validation split
+(:func:`calibrate_mc`) and scored plain, MC, calibrated and calibrated MC side by side.
+"""
+
+from __future__ import annotations
+
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from dnnguide.data import Dataset
+from dnnguide.runs import atomic_write_json
+
+
+def mark_status(path: Path, info: dict, status: str, **extra) -> None:
+    finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    atomic_write_json(path / "run.json", {**info, "status": status, "finished": finished, **extra})
+
+
+def weights_epoch(callbacks, history) -> int:
+    """The (1-based) epoch whose weights the model holds: early stopping's best, or the last."""
+    for callback in callbacks:
+        if (isinstance(callback, keras.callbacks.EarlyStopping) and callback.restore_best_weights
+                and callback.best_weights is not None):
+            return int(callback.best_epoch) + 1
+    return int(history["epoch"].iloc[-1]) + 1 if "epoch" in history and len(history) else 0
+
+
+def history_frame(keras_history, path: Path | None):
+    import pandas as pd
+
+    log = path / "training_log.csv" if path is not None else None
+    if log is not None and log.exists():
+        # Includes the epochs from before a resume; epochs trained again after the last
+        # checkpoint appear twice, and the later row is the one the model went on from.
+        frame = pd.read_csv(log).drop_duplicates("epoch", keep="last")
+        return frame.reset_index(drop=True)
+    frame = pd.DataFrame(keras_history.history)
+    frame.insert(0, "epoch", range(len(frame)))
+    return frame
+
+
+def final_metrics(model, data: Dataset, history, batch_size, evaluate=None) -> dict[str, float]:
+    test = (evaluate or model.evaluate)(data.x_test, data.y_test,
+                                        batch_size=max(batch_size, 256), verbose=0,
+                                        return_dict=True)
+    metrics = {f"test_{k}": float(v) for k, v in test.items()}
+    metrics["epochs_trained"] = int(len(history))
+    finite_val = history["val_loss"].dropna() if "val_loss" in history else ()
+    if len(finite_val):  # a diverged run may have no finite validation loss at all
+        best = int(finite_val.idxmin())
+        metrics["best_epoch"] = best + 1
+        for column in history.columns:
+            if column.startswith("val_"):
+                metrics[f"best_{column}"] = float(history[column].iloc[best])
+    if not np.isfinite(metrics.get("test_loss", 0.0)):
+        warnings.warn("Training diverged (non-finite test loss): lower the learning rate or "
+                      "clip gradients (clipnorm=1.0).", RuntimeWarning, stacklevel=3)
+    return metrics
+
+
+def calibrate_mc(model, data: Dataset, metrics: dict, path: Path | None, n_samples: int = 50):
+    """For an MC dropout model: the model calibrated on the validation split, and its metrics.
+
+    ``evaluate`` (``test_accuracy``, ``test_loss``) scores the deterministic prediction; this
+    adds, side by side, the plain (``test_nll``...), MC mean of ``n_samples`` (``test_mc_*``,
+    Gal & Ghahramani 2016), calibrated (``test_cal_*``) and calibrated MC (``test_cal_mc_*``)
+    metrics: temperature scaling for classes, the noise variance for regression (RMSE,
+    Gaussian NLL, interval coverage). The temperatures or noise variances are fitted on the
+    validation split only and saved with the returned model. With a run directory, the
+    reliability diagram, rejection curve and shift check go to ``plots/``.
+    """
+    from dnnguide.layers import has_dropout
+
+    if not has_dropout(model, kinds=("mc",)) or len(data.x_val) == 0:
+        return model
+    from dnnguide.uncertainty import calibrate, calibration_layer, mc_predict
+    from dnnguide.uncertainty_report import prediction_metrics, save_run_plots
+
+    calibrated = calibrate(model, data.x_val, data.y_val, n_samples=n_samples, seed=0,
+                           task=data.task)
+    layer = calibration_layer(calibrated)
+    x, y = data.x_test, data.y_test
+    predictions = {
+        "": (model.predict(x, batch_size=256, verbose=0), None),
+        "mc_": mc_predict(model, x, n_samples, task=data.task, seed=0, verbose=0),
+        "cal_": (calibrated.predict(x, batch_size=256, verbose=0), layer.noise_variance),
+        "cal_mc_": mc_predict(calibrated, x, n_samples, task=data.task, seed=0, verbose=0),
+    }
+    for prefix, prediction in predictions.items():
+        scores = prediction_metrics(y, prediction, data.task)
+        metrics.update({f"test_{prefix}{k}": v for k, v in scores.items()
+                        if f"test_{prefix}{k}" not in metrics})
+    if data.task == "regression":
+        metrics["noise_std"] = float(np.sqrt(np.mean(layer.noise_variance)))
+        metrics["mc_noise_std"] = float(np.sqrt(np.mean(layer.mc_noise_variance)))
+    else:
+        metrics["temperature"] = layer.temperature
+        metrics["mc_temperature"] = layer.mc_temperature
+    if path is not None:
+        save_run_plots(y, predictions, data.task, path / "plots", model=calibrated,
+                       x_shift=x, n_samples=n_samples)
+    return calibrated

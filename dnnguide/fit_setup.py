@@ -1,0 +1,144 @@
+"""What a run needs before its first step, and the checks that refuse a bad run early.
+
+The callbacks a configuration implies (:func:`make_callbacks`), and checks that fail before
+the run folder exists rather than mid-epoch: monitored metrics the model does not compute,
+labels out of the model's range, SELU on unscaled inputs, guideline violations (the audit),
+and 1cycle's peak learning rate from the LR finder when none was given.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from dnnguide.config import NetworkConfig, check_choice
+from dnnguide.data import Dataset, DataError
+
+
+class InputScaleWarning(UserWarning):
+    """Inputs far from standardized where the model relies on it (SELU)."""
+
+
+def check_input_scale(config: NetworkConfig, data: Dataset) -> None:
+    if not config.self_normalizing or data.standardized or config.standardize_inputs:
+        return
+    x = np.reshape(data.x_train, (len(data.x_train), -1))
+    mean, std = float(np.abs(x.mean(0)).max()), x.std(0)
+    std = std[std > 0]
+    if mean > 0.5 or (std.size and (std.min() < 0.5 or std.max() > 2.0)):
+        warnings.warn(
+            "SELU self-normalization assumes standardized inputs, but the training features "
+            f"are far from it (max |mean| {mean:.2f}, std in [{std.min():.2f}, {std.max():.2f}]). "
+            "Set standardize_inputs=True or standardize the data.", InputScaleWarning, stacklevel=3)
+
+
+def make_callbacks(config: NetworkConfig | None, run_dir: Path | None, *, has_val: bool = True,
+                   diagnose_probe=None) -> list[keras.callbacks.Callback]:
+    """The callbacks a configuration implies (early stopping, schedule, NaN guard, logging)."""
+    from dnnguide.schedules import schedule_callbacks
+
+    callbacks: list[keras.callbacks.Callback] = [keras.callbacks.TerminateOnNaN()]
+    if config is not None:
+        es = config.early_stopping
+        if es.enabled:
+            monitor = es.monitor if has_val else es.monitor.removeprefix("val_")
+            callbacks.append(keras.callbacks.EarlyStopping(
+                monitor=monitor, patience=es.patience,
+                restore_best_weights=es.restore_best_weights, verbose=0))
+        callbacks.extend(schedule_callbacks(config.schedule))
+    if run_dir is not None:  # the checkpoint callback is added last by the runner
+        callbacks += [
+            keras.callbacks.CSVLogger(str(run_dir / "training_log.csv"), append=True),
+            # Scalars only: tracing the graph for TensorBoard cost ~20% of a short fit.
+            keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), histogram_freq=0,
+                                        write_graph=False),
+        ]
+    if diagnose_probe is not None:
+        from dnnguide.diagnostics import DiagnosticsCallback
+
+        x_probe, y_probe = diagnose_probe
+        callbacks.append(DiagnosticsCallback(x_probe, y_probe, output_dir=run_dir))
+    return callbacks
+
+
+def monitorable(model, has_val: bool) -> tuple[str, ...] | None:
+    """Names a callback can monitor (``loss``, the compiled metrics, their ``val_`` forms).
+
+    ``None`` when the compiled metrics cannot be named from the compile config (several
+    outputs, metric objects without a name): the check is then left to Keras.
+    """
+    if len(model.outputs) != 1:
+        return None
+    names = ["loss"]
+    for metric in (model.get_compile_config() or {}).get("metrics") or []:
+        if isinstance(metric, dict):
+            metric = (metric.get("config") or {}).get("name")
+        if not isinstance(metric, str):
+            return None
+        names.append(metric)
+    return tuple(names + [f"val_{n}" for n in names] if has_val else names)
+
+
+def check_callbacks_for(model, config, data: Dataset, callbacks) -> None:
+    """Refuse callbacks that would fail mid-run: unknown monitored metrics, LR conflicts."""
+    from dnnguide.schedules import check_callbacks
+
+    has_val = len(data.x_val) > 0
+    implied = make_callbacks(config, None, has_val=has_val) + list(callbacks)
+    check_callbacks(model.optimizer, implied)
+    valid = monitorable(model, has_val)
+    watchers = (keras.callbacks.EarlyStopping, keras.callbacks.ReduceLROnPlateau,
+                keras.callbacks.ModelCheckpoint)
+    for callback in implied:
+        if valid is not None and isinstance(callback, watchers):
+            check_choice("monitor", callback.monitor, valid)
+
+
+def onecycle_max_lr(config: NetworkConfig, data: Dataset, seed: int) -> NetworkConfig:
+    """1cycle's peak LR from the LR finder on this config and data (``minimum`` rule).
+
+    The finder's ``valley`` rule is too cautious for a peak (mnist1d: 1cycle lost to a
+    constant LR with it); a tenth of the LR at the loss minimum is Smith's advice.
+    """
+    from dnnguide.lr_finder import lr_find
+
+    found = lr_find(replace(config, schedule=replace(config.schedule, name="constant")), data,
+                    rule="minimum", seed=seed, verbose=0)
+    keras.utils.set_random_seed(seed)  # the sweep drew numbers; training starts as without it
+    return replace(config, schedule=replace(config.schedule, max_lr=float(found.suggestion)))
+
+
+def check_model_outputs(model: keras.Model, data: Dataset) -> None:
+    """A built model's output size must fit the labels (Keras would fail mid-epoch, or not at all)."""
+    n_model = int(model.output_shape[-1])
+    if data.task == "regression":
+        if n_model != data.n_outputs:
+            raise DataError(f"The model has {n_model} outputs but the regression targets have "
+                            f"{data.n_outputs} columns.")
+        return
+    if data.task == "classification" and n_model == 1:
+        raise DataError("The model has one output, which cannot score several classes: use "
+                        "task='binary' data or a model with one output per class.")
+    high = n_model - 1 if data.task == "classification" else 1
+    for split in ("train", "val", "test"):
+        labels = getattr(data, f"y_{split}")
+        if len(labels) and int(np.max(labels)) > high:
+            raise DataError(f"Labels of the {split} split must be in [0, {high}] for a model with "
+                            f"{n_model} outputs. Received labels up to {int(np.max(labels))}.")
+
+
+def audit_before_training(model, config, callbacks) -> None:
+    """Audit the model and callbacks (static, milliseconds): a dnnguide model with an error
+    finding is a dnnguide bug (AuditError); a user's model gets a warning with the findings."""
+    from dnnguide.auditing import AuditWarning, audit
+
+    report = audit(model, callbacks=callbacks, config=config)
+    if config is not None:
+        report.check()
+    elif not report.ok:
+        warnings.warn(f"The model breaks guidelines that make training fail or silently "
+                      f"wrong:\n{report}", AuditWarning, stacklevel=4)
