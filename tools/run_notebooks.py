@@ -150,7 +150,8 @@ def main(argv=None) -> int:
     parser.add_argument("--output", type=Path,
                         help="write the executed notebooks here instead (default: notebooks/ in "
                              "full mode, nowhere in quick mode)")
-    parser.add_argument("--keep", action="store_true", help="keep each scratch folder (runs, plots)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep each scratch folder (runs, plots)")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell")
     args = parser.parse_args(argv)
     import nbformat

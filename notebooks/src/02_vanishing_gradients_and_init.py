@@ -16,7 +16,7 @@
 # | --- | --- | --- | --- | --- |
 # | sigmoid + Glorot | Glorot uniform | sigmoid | none | the pre-2010 default |
 # | ELU + He | He normal | ELU | none | default table, shallow |
-# | Swish + He | He normal | Swish | none | default table's deep activation, without its batch norm |
+# | Swish + He | He normal | Swish | none | the deep default's activation, without batch norm |
 # | SELU + LeCun | LeCun normal | SELU | none | self-normalizing table |
 # | Swish + He + batch norm | He normal | Swish | batch norm | default table, deep |
 #

@@ -229,7 +229,7 @@ Image(filename=by_schedule["1cycle", SEEDS[0]].run_dir / "plots" / "onecycle_sch
 # %%
 loss = optimizers["final_train_loss"]
 print("final training loss: " + ", ".join(f"{k} {v:.3g}" for k, v in loss.items()))
-print(f"LR finder: " + ", ".join(f"{k} {v:.3g}" for k, v in found.suggestions.items()))
+print("LR finder: " + ", ".join(f"{k} {v:.3g}" for k, v in found.suggestions.items()))
 accuracy = schedule_summary["test_accuracy"]
 print("test accuracy (mean of seeds): " + ", ".join(f"{k} {v:.3f}" for k, v in accuracy.items()))
 claim("plain SGD ended with the highest training loss of all",

@@ -63,8 +63,8 @@ print(f"dnnguide {dnnguide.__version__}; {'quick' if QUICK else 'full'} mode; da
 #
 # The default preset sized for the data (4x the input features per layer), with its own
 # regularization switched off, then each regularizer alone, the preset as the data-aware rules
-# make it (dropout and weight decay together), and the self-normalizing preset with
-# AlphaDropout. Max-norm and L1/L2 are refused on a SELU network, standard dropout too: they
+# make it (dropout and weight decay together), and the self-normalizing preset with AlphaDropout
+# at rate 0.1. Max-norm and L1/L2 are refused on a SELU network, standard dropout too: they
 # break self-normalization.
 
 # %%
@@ -76,7 +76,7 @@ SETUPS = {
     "dropout 0.2": ("default", {**off, "dropout_rate": 0.2}),
     "max-norm 1": ("default", {**off, "max_norm": 1.0}),
     "preset: dropout + weight decay": ("default", {}),
-    "SELU + AlphaDropout": ("self_normalizing", {}),
+    "SELU + AlphaDropout": ("self_normalizing", {"dropout_rate": 0.1}),
 }
 regularized = {}
 for label, (preset, overrides) in SETUPS.items():

@@ -160,7 +160,7 @@ on_disk[["trial_id", "status", "score", "preset", "budget_epochs", "epochs"]].ta
 # ```bash
 # ARGS="--data mnist1d --algorithm hyperband --max-epochs 30 --directory tuning/ --oracle-port 8000"
 # dnnguide tune --role chief --oracle-ip 10.0.0.5 $ARGS                  # on the chief machine
-# dnnguide tune --role worker --tuner-id worker-$(hostname) --oracle-ip 10.0.0.5 $ARGS  # each worker
+# dnnguide tune --role worker --tuner-id worker-$(hostname) --oracle-ip 10.0.0.5 $ARGS  # workers
 # ```
 #
 # The chief serves gRPC without TLS or authentication: bind it to loopback (the default) or a
