@@ -167,10 +167,12 @@ def _prepare(model_or_config, data, seed: int):
             raise ConfigError("lr_find needs a compiled model (model.compile(optimizer, loss)) "
                               "or a preset name / NetworkConfig.")
         return model, as_dataset(data, seed, None), getattr(model, "dnnguide_config", None)
-    config = resolve_config(model_or_config)
+    data = as_dataset(data, seed, None)
+    # A preset is sized for the data as fit() sizes it (dnnguide.data_rules): the sweep must
+    # probe the network that will train, not the tables' 100-wide one.
+    config = resolve_config(model_or_config, data=data)
     # The sweep drives the LR itself; a schedule (1cycle needs total_steps) is irrelevant here.
     config = replace(config, schedule=ScheduleConfig("constant"))
-    data = as_dataset(data, seed, None)
     adapt = data.x_train if (config.standardize_inputs and not data.standardized) else None
     from dnnguide.targets import stats_for
 

@@ -28,10 +28,18 @@ def file_mode() -> int:
 
 
 def pyplot():
-    """``matplotlib.pyplot`` on the non-interactive Agg backend: runs write PNGs, show nothing."""
+    """``matplotlib.pyplot``; on the non-interactive Agg backend unless the user chose one.
+
+    Runs write PNGs and show nothing. A backend already in use (pyplot imported, as Jupyter's
+    inline backend does) or asked for in ``MPLBACKEND`` is left alone, so the user's own plots
+    keep showing after dnnguide has drawn one.
+    """
+    import sys
+
     import matplotlib
 
-    matplotlib.use("Agg")
+    if "matplotlib.pyplot" not in sys.modules and not os.environ.get("MPLBACKEND"):
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt

@@ -130,3 +130,15 @@ def test_cli_lr_find_writes_the_curve_plot_and_suggestion(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"--learning-rate {info['suggestion']:.3g}" in out
     assert f"--max-lr {info['suggestions']['minimum']:.3g}" in out
+
+
+def test_a_preset_name_is_swept_as_fit_would_train_it_sized_for_the_data():
+    from dnnguide.data_rules import DataProfile, choose_width
+    from dnnguide.lr_finder import _prepare
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(300, 40)).astype("float32"), rng.integers(0, 3, 300)
+    model, data, config = _prepare("default", (x, y), seed=0)
+    assert config.width == choose_width(DataProfile(len(data.x_train), 40)) == 256
+    assert config.regularization.dropout_rate == 0.2  # the small-data rule, as in fit
+    assert model.get_layer("hidden_1").units == 256

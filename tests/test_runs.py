@@ -145,3 +145,19 @@ def test_saved_mc_dropout_and_scheduled_optimizer_models_load_after_import_dnngu
     assert failed.startswith("without import dnnguide: TypeError")
     assert "'dnnguide>" in failed  # the error names the package to import
     assert loaded == "with import dnnguide: ScheduledNadam (4, 3)"
+
+
+@pytest.mark.parametrize("chosen", [None, "svg"])
+def test_plotting_keeps_a_backend_the_user_chose(chosen):
+    """Agg on a fresh process; a backend already in use (Jupyter's inline) is left alone."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import matplotlib\n"
+            + (f"matplotlib.use({chosen!r}); import matplotlib.pyplot\n" if chosen else "")
+            + "from dnnguide.plotting import pyplot\npyplot()\nprint(matplotlib.get_backend())")
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True).stdout.split()[-1]
+    assert out.lower() == (chosen or "agg")
