@@ -116,7 +116,8 @@ def test_trials_plot_has_integer_ticks_a_named_objective_and_a_panel_per_hyperpa
         "trial_id": ["0", "1", "2", "3"], "status": ["COMPLETED"] * 3 + ["INVALID"],
         "score": [0.5, 0.7, 0.6, None], "depth": [1, 2, 3, 2],
         "learning_rate": [1e-4, 1e-3, 1e-1, 1e-2], "optimizer": ["adamw", "nadam", "adamw", "sgd"],
-        "width": [16, 16, 16, 16], "epochs": [2, 2, 2, None]})
+        "width": [16, 16, 16, 16], "epochs": [2, 2, 2, None],
+        "val_accuracy": [0.5, 0.7, 0.6, None], "val_loss": [1.2, 0.9, 1.0, None]})
     figures = []
     real = results.save_figure
     monkeypatch.setattr(results, "save_figure", lambda fig, path: figures.append(fig) or
@@ -129,7 +130,8 @@ def test_trials_plot_has_integer_ticks_a_named_objective_and_a_panel_per_hyperpa
     fig.canvas.draw()
     ticks = [t for t in main.get_xticks() if main.get_xlim()[0] <= t <= main.get_xlim()[1]]
     assert ticks and all(float(t).is_integer() for t in ticks)
-    # width never varies, so no panel for it; the others each get one against the score.
+    # width never varies, so no panel for it; metrics (val_*) are not hyperparameters; the
+    # others each get one against the score.
     assert [ax.get_xlabel() for ax in panels] == ["depth", "learning_rate", "optimizer"]
     assert list(panels[0].get_lines()[0].get_xdata()) == [1.0, 2.0, 3.0]  # depth as a number
     assert panels[1].get_xscale() == "log"

@@ -214,6 +214,7 @@ def plot_trials(frame, path: str | os.PathLike, objective: str = "val_loss") -> 
 
     done = frame[frame["status"] == "COMPLETED"]
     params = [c for c in frame.columns if c not in ("trial_id", "status", "score", *_TAIL)
+              and not c.startswith("val_")  # metrics, not searched hyperparameters
               and frame[c].nunique(dropna=True) > 1]
     ncols = 3
     nrows = 1 + -(-len(params) // ncols)
