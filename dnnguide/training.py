@@ -128,7 +128,6 @@ def fit(
             an interrupted or crashed run finishes as it would have uninterrupted; a finished
             one continues up to ``epochs`` (the new total). The run's own data, config, seed
             and batch size are used; passing different ones is refused.
-        **overrides: config fields (``depth=20``, ``learning_rate=3e-3`` ...).
         init_from: a run directory, ``.keras`` file or model whose lower layers start this
             model (``dnnguide.transfer.reuse_layers``); with a run directory its config is the
             base one and ``**overrides`` may change training settings, not the architecture.
