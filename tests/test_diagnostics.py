@@ -18,7 +18,8 @@ from dnnguide.diagnostics import (
     COLUMNS, DIAGNOSTICS_CSV, DiagnosticsCallback, DiagnosticsWarning, Thresholds, check_model,
     find_pathologies, gradient_ratio,
 )
-from dnnguide.diagnostics.probe import _Probe
+from dnnguide.diagnostics.callback import _eager_records
+from dnnguide.diagnostics.probe import EAGER_RECORDS, _Probe
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -160,6 +161,18 @@ def test_the_time_budget_holds_back_due_records(blobs):
     free = DiagnosticsCallback(x[:64], y[:64], interval=1, max_overhead=None, plots=False)
     _model(3).fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=[free])
     assert sorted(free.frame["step"].unique()) == list(range(1, 21))
+
+
+def test_the_probe_traces_at_once_for_long_runs_and_never_for_short_ones(blobs):
+    x, y = blobs  # 10 steps an epoch at batch 32
+    long_run = DiagnosticsCallback(x[:64], y[:64], interval=1, max_overhead=None, plots=False)
+    _model(3).fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=[long_run])  # 21 records
+    assert long_run._probe.eager_records == 0 and long_run._probe._fn is not None
+    short_run = DiagnosticsCallback(x[:64], y[:64], interval=5, max_overhead=None, plots=False)
+    _model(3).fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[short_run])  # 3 records
+    assert short_run._probe._fn is None  # tracing would cost more than the eager passes
+    assert sorted(short_run.frame["step"].unique()) == [1, 6, 10]
+    assert _eager_records({"epochs": 4, "steps": None}, 100) == EAGER_RECORDS  # unknown length
 
 
 def test_bad_input_is_refused_before_training(blobs):

@@ -18,7 +18,7 @@ from keras import ops
 
 from dnnguide.config import check_range
 from dnnguide.diagnostics.plots import plot_gradient_norms, save_plots
-from dnnguide.diagnostics.probe import _check_batch, _Probe
+from dnnguide.diagnostics.probe import EAGER_RECORDS, _check_batch, _Probe
 from dnnguide.diagnostics.rules import (
     DiagnosticsWarning, Finding, Thresholds, _frame, _step_findings,
 )
@@ -94,6 +94,7 @@ class DiagnosticsCallback(keras.callbacks.Callback):
         if self._probe is None or self._probe.model is not self.model:  # keep a traced probe
             self._probe = _Probe(self.model, self.x_probe, self.y_probe, loss=self.loss,
                                  thresholds=self.thresholds)
+        self._probe.eager_records = _eager_records(self.params, self.interval)
         saved = self.output_dir / DIAGNOSTICS_CSV if self.output_dir is not None else None
         if saved is not None and saved.exists() and not self.rows:
             # A resumed run (BackupAndRestore) keeps the records of its earlier attempt.
@@ -174,6 +175,21 @@ class DiagnosticsCallback(keras.callbacks.Callback):
             if self.warn:
                 warnings.warn(f"step {step}: {finding}", DiagnosticsWarning, stacklevel=2)
         self._spent += time.perf_counter() - start
+
+
+def _eager_records(params: dict | None, interval: int) -> int:
+    """How many records to run eagerly before tracing the probe, from the run's planned length.
+
+    A record is due every ``interval`` steps plus one at the end. A run that plans more
+    records than :data:`EAGER_RECORDS` (about the cost of tracing, in eager passes) traces
+    at once; one that plans fewer never traces (early stopping only shortens a run). A run
+    of unknown length (no ``steps`` in the Keras params) keeps the ski-rental default.
+    """
+    epochs, steps = (params or {}).get("epochs"), (params or {}).get("steps")
+    if not epochs or not steps:
+        return EAGER_RECORDS
+    planned = epochs * steps // interval + 2  # the first, every interval, the last
+    return 0 if planned > EAGER_RECORDS else planned
 
 
 def load_diagnostics(run_dir):

@@ -28,7 +28,8 @@ from dnnguide.diagnostics.rules import (
     COLUMNS, DEAD_CAPABLE, SATURATING, Finding, Thresholds, _frame, find_pathologies,
 )
 
-#: The callback's first records run eagerly; later ones use a traced graph.
+#: Tracing the probe costs about this many eager passes: a run that will take more records
+#: than this traces at once, a run of unknown length records this many eagerly first.
 EAGER_RECORDS = 8
 
 
@@ -138,6 +139,7 @@ class _Probe:
         self.kernels = [layer.kernel for layer, _, _ in self.blocks]
         self._fn = None
         self._eager_calls = 0
+        self.eager_records = EAGER_RECORDS  # the callback sets it from the run's length
 
     def _backward(self, x):
         """Loss, gradients w.r.t. every trainable variable, and each block's activations.
@@ -199,9 +201,12 @@ class _Probe:
         ``compiled=False`` runs the pass eagerly and also returns every gradient (a one-shot
         check needs them for its update estimate). ``compiled=True`` traces it once with
         ``tf.function`` (afterwards a record costs a few training steps). ``None`` (the
-        callback) runs the first :data:`EAGER_RECORDS` records eagerly and compiles only
-        when training goes on: tracing costs about as much as ten eager passes, so short
-        runs never pay for it and long runs pay at most twice the optimum (ski rental).
+        callback) runs the first ``eager_records`` records eagerly and compiles after:
+        tracing costs about as much as ten eager passes. The callback knows how many
+        records a run will take (epochs x steps / interval) and traces at once when that is
+        more than :data:`EAGER_RECORDS`, never when it is fewer; for a run of unknown length
+        it records :data:`EAGER_RECORDS` eagerly first, so short runs never pay for tracing
+        and long ones pay at most twice the optimum (ski rental).
         """
         if keras.backend.backend() != "tensorflow":
             raise NotImplementedError(
@@ -209,7 +214,7 @@ class _Probe:
                 f"Received: KERAS_BACKEND={keras.backend.backend()!r}")
         if compiled is None:
             self._eager_calls += 1
-            compiled = self._eager_calls > EAGER_RECORDS
+            compiled = self._eager_calls > self.eager_records
         if not compiled:
             loss, grads, acts = self._backward(self.x)
             loss, norms, acts = self._summarize(loss, grads, acts)
