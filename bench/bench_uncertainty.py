@@ -1,11 +1,12 @@
 """Is the risk-sensitive preset's uncertainty better? Calibrated MC dropout vs the plain default.
 
     python bench/bench_uncertainty.py [--seeds 0 1 2 3 4] [--datasets ...] [--csv bench_uncertainty.csv]
+    python bench/bench_uncertainty.py --table-only a.csv b.csv   # tables of saved rows
 
 Classification (digits, breast_cancer, mnist1d): for each seed, ``dnnguide.fit("default")``
 scored on its deterministic prediction, and ``dnnguide.fit("risk_sensitive")`` scored four
 ways (plain, MC mean of 50 samples, calibrated plain, calibrated MC mean), as the run
-records them in its metrics (temperatures fitted on the validation split by the run itself). Regression (diabetes): the risk-sensitive run's
+records them in its metrics (temperatures, and the calibrated MC pooling, fitted on the validation split by the run itself). Regression (diabetes): the risk-sensitive run's
 calibrated MC intervals (MC spread + noise variance fitted on validation) against a
 constant-variance baseline (the default preset's prediction with the validation MSE as
 variance). Prints markdown tables of mean ± std over the seeds and writes every row to a CSV.
@@ -38,7 +39,9 @@ def classification_rows(dataset, seed):
         rows.append({"dataset": dataset, "seed": seed, "model": f"risk_sensitive: {name}",
                      "epochs": risk.metrics["epochs_trained"],
                      "temperature": risk.metrics["mc_temperature" if "mc" in prefix
-                                                 else "temperature"], **scores})
+                                                 else "temperature"],
+                     "pooling": risk.metrics["mc_pooling"] if prefix == "cal_mc_" else "",
+                     **scores})
     return rows
 
 
@@ -81,20 +84,26 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--datasets", nargs="+", default=[*CLASSIFICATION, "diabetes"])
     parser.add_argument("--csv", default="bench_uncertainty.csv", help="every row, per seed")
+    parser.add_argument("--table-only", nargs="+", metavar="CSV",
+                        help="print the tables of saved rows (several CSVs are concatenated)")
     args = parser.parse_args(argv)
 
     import pandas as pd
 
-    rows = []
-    for dataset in args.datasets:
-        for seed in args.seeds:
-            if dataset == "diabetes":
-                rows += regression_rows(seed)
-            else:
-                rows += classification_rows(dataset, seed)
-            print(f"done: {dataset} seed {seed}", flush=True)
-    frame = pd.DataFrame(rows)
-    frame.to_csv(args.csv, index=False)
+    if args.table_only:
+        frame = pd.concat([pd.read_csv(path) for path in args.table_only], ignore_index=True)
+        args.seeds = sorted(frame["seed"].unique().tolist())
+    else:
+        rows = []
+        for dataset in args.datasets:
+            for seed in args.seeds:
+                if dataset == "diabetes":
+                    rows += regression_rows(seed)
+                else:
+                    rows += classification_rows(dataset, seed)
+                print(f"done: {dataset} seed {seed}", flush=True)
+        frame = pd.DataFrame(rows)
+        frame.to_csv(args.csv, index=False)
     classes = frame[frame["dataset"] != "diabetes"]
     if len(classes):
         print(f"\nTest split, mean ± std over seeds {args.seeds}; ECE: 15 bins; MC: 50 samples\n")
@@ -104,7 +113,11 @@ def main(argv=None) -> int:
         print(f"\nDiabetes, test split, mean ± std over seeds {args.seeds} (targets in the "
               "units the model predicts)\n")
         print(summary(regression, ("rmse", "nll", "coverage_50", "coverage_90", "coverage_95")))
-    print(f"\nrows: {args.csv}")
+    if "pooling" in classes:
+        chosen = classes[classes["model"] == "risk_sensitive: calibrated MC"]
+        print("\npooling chosen on validation (calibrated MC), seeds per dataset:")
+        print(chosen.groupby("dataset", sort=False)["pooling"].value_counts().to_string())
+    print(f"\nrows: {args.table_only or args.csv}")
     return 0
 
 

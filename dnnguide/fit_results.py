@@ -71,7 +71,7 @@ def calibrate_mc(model, data: Dataset, metrics: dict, path: Path | None, n_sampl
     ``evaluate`` (``test_accuracy``, ``test_loss``) scores the deterministic prediction; this
     adds, side by side, the plain (``test_nll``...), MC mean of ``n_samples`` (``test_mc_*``,
     Gal & Ghahramani 2016), calibrated (``test_cal_*``) and calibrated MC (``test_cal_mc_*``)
-    metrics: temperature scaling for classes, the noise variance for regression (RMSE,
+    metrics: temperature scaling (and the MC pooling) for classes, the noise variance for regression (RMSE,
     Gaussian NLL, interval coverage). The temperatures or noise variances are fitted on the
     validation split only and saved with the returned model. With a run directory, the
     reliability diagram, rejection curve and shift check go to ``plots/``.
@@ -103,6 +103,7 @@ def calibrate_mc(model, data: Dataset, metrics: dict, path: Path | None, n_sampl
     else:
         metrics["temperature"] = layer.temperature
         metrics["mc_temperature"] = layer.mc_temperature
+        metrics["mc_pooling"] = layer.mc_pooling
     if path is not None:
         save_run_plots(y, predictions, data.task, path / "plots", model=calibrated,
                        x_shift=x, n_samples=n_samples)

@@ -105,7 +105,8 @@ def compare_mc_dropout(model, x, y, *, n_samples: int = 100, n_bins: int = 15,
     Classification/binary columns: ``accuracy``, ``nll``, ``ece``, ``brier``, ``time_s``;
     regression: ``rmse``, ``mae``, ``mean_std`` (+ ``nll``, ``coverage_50/90/95`` where
     a noise variance is known), ``time_s``. Times include each path's one-off compilation.
-    Both MC rows use the same dropout masks.
+    Both MC rows use the same dropout masks; the calibrated one pools them as the
+    calibration says (mean or geometric, fitted on validation).
     """
     import pandas as pd
 

@@ -58,12 +58,72 @@ def test_fitted_temperatures_lower_the_validation_nll(overfit):
     assert mc_after < mc_before
     # the MC temperature is applied to the mean of the very same samples
     np.testing.assert_allclose(mc_predict(calibrated, x_val, 30, seed=0).mean,
-                               temper(mc_predict(model, x_val, 30, seed=0).mean,
+                               temper(mc_predict(model, x_val, 30, seed=0,
+                                                 pooling=layer.mc_pooling).mean,
                                       layer.mc_temperature), rtol=1e-5, atol=1e-7)
     # refitting a calibrated model replaces its calibration, it does not stack a second one
     again = calibrate(calibrated, x_val, y_val, n_samples=30, seed=0)
     assert sum(isinstance(lay, Calibration) for lay in again.layers) == 1
     assert calibration_layer(again).temperature == pytest.approx(layer.temperature)
+
+
+def _geometric(samples):
+    log_p = np.log(np.clip(samples.astype("float64"), 1e-12, 1.0)).mean(axis=0)
+    p = np.exp(log_p - log_p.max(axis=-1, keepdims=True))
+    return p / p.sum(axis=-1, keepdims=True)
+
+
+def test_geometric_pooling_is_the_normalized_geometric_mean_of_the_samples(overfit):
+    model, _, (x_val, _), _ = overfit
+    arith = mc_predict(model, x_val, 40, seed=5, return_samples=True, max_rows=2000)
+    geo = mc_predict(model, x_val, 40, seed=5, pooling="geometric", max_rows=2000)
+    assert (arith.pooling, geo.pooling) == ("mean", "geometric")
+    np.testing.assert_allclose(geo.mean, _geometric(arith.samples), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(geo.mean.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(geo.std, arith.std)  # spread and BALD: about the samples
+    np.testing.assert_array_equal(geo.mutual_information, arith.mutual_information)
+    assert not np.allclose(geo.mean, arith.mean, atol=1e-3)  # a different rule, not a copy
+    # binary: the sigmoid of the mean log-odds
+    binary = dnnguide.build_model("risk_sensitive", (10,), 1, depth=2, width=16, task="binary")
+    samples = mc_predict(binary, x_val[:50], 30, seed=2, return_samples=True).samples
+    p = np.clip(samples.astype("float64"), 1e-12, 1 - 1e-12)
+    expected = 1 / (1 + np.exp(-(np.log(p) - np.log1p(-p)).mean(axis=0)))
+    np.testing.assert_allclose(mc_predict(binary, x_val[:50], 30, seed=2,
+                                          pooling="geometric").mean, expected, rtol=1e-4)
+
+
+def test_calibrate_keeps_the_pooling_with_the_lower_validation_nll(overfit, tmp_path):
+    model, _, (x_val, y_val), (x_test, _) = overfit
+    calibrated = calibrate(model, x_val, y_val, n_samples=30, seed=0)
+    layer = calibration_layer(calibrated)
+    nll = {}
+    for pooling in ("mean", "geometric"):
+        mean = mc_predict(model, x_val, 30, seed=0, pooling=pooling).mean
+        nll[pooling] = min(negative_log_likelihood(y_val, temper(mean, t))
+                           for t in np.exp(np.linspace(-1.5, 1.5, 61)))
+    assert layer.mc_pooling == min(nll, key=nll.get)
+    assert nll[layer.mc_pooling] < max(nll.values())  # the two rules really differ here
+    # mc_predict uses the fitted pooling by default; an explicit one still wins
+    other = "mean" if layer.mc_pooling == "geometric" else "geometric"
+    default = mc_predict(calibrated, x_test, 20, seed=1)
+    assert default.pooling == layer.mc_pooling
+    assert mc_predict(calibrated, x_test, 20, seed=1, pooling=other).pooling == other
+    calibrated.save(tmp_path / "pooled.keras")
+    loaded = keras.saving.load_model(tmp_path / "pooled.keras")
+    assert calibration_layer(loaded).mc_pooling == layer.mc_pooling
+    np.testing.assert_array_equal(mc_predict(loaded, x_test, 20, seed=1).mean, default.mean)
+
+
+def test_pooling_is_validated_before_sampling(overfit):
+    model, _, (x_val, _), _ = overfit
+    with pytest.raises(ValueError, match="`pooling`.*'mean', 'geometric'.*Received.*'median'"):
+        mc_predict(model, x_val, 10, pooling="median")
+    regressor = dnnguide.build_model("risk_sensitive", (10,), 1, depth=2, width=8,
+                                     task="regression")
+    with pytest.raises(ValueError, match="`pooling`.*'mean'.*Received.*'geometric'"):
+        mc_predict(regressor, x_val, 10, pooling="geometric")
+    with pytest.raises(ValueError, match="`mc_pooling`"):
+        Calibration("regression", mc_pooling="geometric")
 
 
 def test_fit_temperature_keeps_one_when_nothing_improves():

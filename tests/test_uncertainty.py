@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import importlib.util
 from pathlib import Path
 
@@ -306,6 +308,8 @@ def test_cli_uncertainty_on_a_tiny_run(tmp_path, capsys):
     assert main(["uncertainty", str(run_dir), "--samples", "10", "--seed", "0"]) == 0
     out = capsys.readouterr().out
     assert "plain" in out and "calibrated_mc" in out and "ece" in out
+    pooling = json.loads((run_dir / "metrics.json").read_text())["mc_pooling"]
+    assert f"calibrated MC: {pooling} of the samples at temperature" in out
     plots = sorted(p.name for p in (run_dir / "plots").glob("uncertainty_*.png"))
     assert plots == ["uncertainty_histogram.png", "uncertainty_rejection.png",
                      "uncertainty_reliability.png"]

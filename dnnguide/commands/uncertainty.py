@@ -37,6 +37,7 @@ def _run(args, _overrides) -> int:
     from dnnguide.config import check_range
     from dnnguide.layers import has_dropout
     from dnnguide.runs import atomic_write_text, open_run
+    from dnnguide.uncertainty import calibration_layer
     from dnnguide.uncertainty_report import compare_mc_dropout, fresh_path
 
     # Checked before the (slow) model and data loading.
@@ -54,6 +55,11 @@ def _run(args, _overrides) -> int:
     print(f"{run.path.name}: {len(x)} {args.split} examples, {args.samples} MC samples")
     with pd.option_context("display.width", 120, "display.float_format", "{:.4f}".format):
         print(comparison.table.to_string())
+    layer = calibration_layer(model)
+    if layer is not None and layer.task != "regression":
+        print(f"calibrated: temperature {layer.temperature:.3g}; calibrated MC: "
+              f"{layer.mc_pooling} of the samples at temperature {layer.mc_temperature:.3g} "
+              "(both fitted on the validation split)")
     table_path = fresh_path(run.path / "uncertainty.csv")
     atomic_write_text(table_path, comparison.table.to_csv())
     print(f"table: {table_path}")

@@ -57,7 +57,7 @@ from dnnguide.calibration import (
 from dnnguide.uncertainty.calibrated import calibrate, uncalibrated
 from dnnguide.uncertainty.mc_dropout import MCDropoutPredictor, mc_predict
 from dnnguide.uncertainty.prediction import (
-    MCPrediction, NoDropoutWarning, calibration_layer, infer_task,
+    POOLINGS, MCPrediction, NoDropoutWarning, calibration_layer, infer_task,
 )
 
 __all__ = [

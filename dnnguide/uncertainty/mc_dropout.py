@@ -26,7 +26,7 @@ from dnnguide.calibration import predictive_entropy, temper
 from dnnguide.config import TASKS, check_choice, check_range
 from dnnguide.layers import copy_weights, has_dropout, to_mc_dropout
 from dnnguide.uncertainty.prediction import (
-    MCPrediction, NoDropoutWarning, calibration_layer, infer_task,
+    POOLINGS, MCPrediction, NoDropoutWarning, calibration_layer, infer_task,
 )
 from dnnguide.uncertainty.sampler import (
     _check_probabilities, _mc_layers, _merge, _progress, _Sampler, _samples_per_call,
@@ -82,13 +82,14 @@ class MCDropoutPredictor:
 
     def predict(self, x, n_samples: int = 100, batch_size: int | None = None, *,
                 return_samples: bool = False, seed: int | None = None,
-                verbose="auto") -> MCPrediction:
+                verbose="auto", pooling: str | None = None) -> MCPrediction:
         """MC dropout prediction of ``x``; arguments as in :func:`mc_predict`.
 
         ``seed=None`` continues the predictor's stream: reproducible from the predictor's
         own seed, else drawn from the global seed (``keras.utils.set_random_seed``).
         """
         check_range("n_samples", n_samples, 1, integer=True)
+        pooling = self._pooling(pooling)
         if batch_size is not None:
             check_range("batch_size", batch_size, 1, integer=True)
         if seed is not None:
@@ -135,7 +136,15 @@ class MCDropoutPredictor:
                 results.append(stats)
                 if return_samples:
                     sample_parts.append(np.concatenate(samples, axis=0))
-        return self._prediction(results, sample_parts, n_samples)
+        return self._prediction(results, sample_parts, n_samples, pooling)
+
+    def _pooling(self, pooling: str | None) -> str:
+        """The pooling asked for; ``None``: the calibrated model's fitted one, else the mean."""
+        if pooling is None:
+            calibration = calibration_layer(self.model)
+            return calibration.mc_pooling if calibration is not None else "mean"
+        check_choice("pooling", pooling, POOLINGS if self.task != "regression" else ("mean",))
+        return pooling
 
     def _base_seed(self, seed) -> int:
         if seed is None and self.seed is not None:
@@ -162,10 +171,11 @@ class MCDropoutPredictor:
                              f"Received: x of shape {x.shape}")
         return x
 
-    def _prediction(self, results, sample_parts, n_samples) -> MCPrediction:
+    def _prediction(self, results, sample_parts, n_samples, pooling) -> MCPrediction:
         mean = np.concatenate([r["mean"] for r in results])
         std = np.sqrt(np.concatenate([r["m2"] for r in results]) / n_samples)
-        pred = MCPrediction(mean.astype("float32"), std.astype("float32"), self.task, n_samples)
+        pred = MCPrediction(mean.astype("float32"), std.astype("float32"), self.task, n_samples,
+                            pooling=pooling)
         calibration = calibration_layer(self.model)
         if self.task == "regression" and calibration is not None:
             if calibration.mc_noise_variance is not None:
@@ -174,12 +184,25 @@ class MCDropoutPredictor:
             mean_entropy = np.concatenate([r["mean_entropy"] for r in results])
             # the model's share of the uncertainty, from the samples as they are
             pred.mutual_information = np.clip(predictive_entropy(mean) - mean_entropy, 0, None)
+            if pooling == "geometric":
+                mean = _geometric(np.concatenate([r["mean_log"] for r in results]), self.task)
+                pred.mean = mean.astype("float32")
             if calibration is not None and calibration.mc_temperature != 1.0:
                 pred.mean = temper(mean, calibration.mc_temperature).astype("float32")
             pred.entropy = predictive_entropy(pred.mean)
         if sample_parts:
             pred.samples = np.concatenate(sample_parts, axis=1)
         return pred
+
+
+def _geometric(mean_log: np.ndarray, task: str) -> np.ndarray:
+    """The normalized geometric mean of the samples from their mean log-probability
+    (binary: their mean log-odds), in float64."""
+    z = np.asarray(mean_log, "float64")
+    if task == "binary":
+        return 1.0 / (1.0 + np.exp(-z))
+    z = np.exp(z - z.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
 
 
 def mc_predict(
@@ -193,6 +216,7 @@ def mc_predict(
     max_rows: int = 4096,
     seed: int | None = None,
     verbose="auto",
+    pooling: str | None = None,
 ) -> MCPrediction:
     """Monte Carlo dropout prediction with dropout switched on, and nothing else.
 
@@ -217,6 +241,10 @@ def mc_predict(
         seed: seed for the dropout masks (reproducible results); None draws from the
             global seed (``keras.utils.set_random_seed``).
         verbose: ``"auto"`` shows a tqdm bar only if sampling takes over 2 s; 1 always; 0 never.
+        pooling: classification: how ``mean`` pools the samples' probabilities, ``"mean"``
+            or ``"geometric"`` (:data:`~dnnguide.uncertainty.POOLINGS`); default: the one
+            :func:`dnnguide.calibrate` fitted on validation for a calibrated model, else
+            ``"mean"``. Regression: ``"mean"`` only.
 
     Returns:
         An :class:`MCPrediction` (mean, std, entropy, mutual information, samples).
@@ -231,7 +259,7 @@ def mc_predict(
     check_range("n_samples", n_samples, 1, integer=True)  # before any conversion
     predictor = _cached_predictor(model, task, max_rows)
     return predictor.predict(x, n_samples, batch_size, return_samples=return_samples,
-                             seed=seed, verbose=verbose)
+                             seed=seed, verbose=verbose, pooling=pooling)
 
 
 def _cached_predictor(model, task, max_rows) -> MCDropoutPredictor:

@@ -24,6 +24,15 @@ from dnnguide.config import TASKS
 from dnnguide.layers import Calibration, _all_layers
 
 
+#: How MC dropout pools the class probabilities of its samples into one prediction:
+#: ``"mean"``, the arithmetic mean (the Bayesian model average of Gal & Ghahramani), or
+#: ``"geometric"``, the normalized geometric mean, i.e. the softmax of the mean log-probability
+#: (binary: the sigmoid of the mean log-odds). The geometric mean is the ensemble rule dropout
+#: training approximates with its weight scaling (Srivastava et al. 2014 sec. 7; exact for one
+#: softmax layer, Baldi & Sadowski 2013). Regression always uses the mean.
+POOLINGS = ("mean", "geometric")
+
+
 class NoDropoutWarning(UserWarning):
     """MC dropout was asked of a model without dropout: every sample is the same."""
 
@@ -33,8 +42,9 @@ class MCPrediction:
     """What :func:`mc_predict` returns.
 
     Attributes:
-        mean: mean prediction over the samples (class probabilities for classification;
-            for a calibrated model, at its MC temperature).
+        mean: the samples pooled into one prediction (class probabilities for
+            classification, pooled as ``pooling`` says; for a calibrated model, at its MC
+            temperature).
         std: standard deviation over the samples, per output (per class for classification).
         task: ``"classification"``, ``"binary"`` or ``"regression"``.
         n_samples: number of MC samples.
@@ -44,6 +54,8 @@ class MCPrediction:
         samples: all samples, shape ``(n_samples, len(x), ...)``, if asked for.
         noise_variance: regression, calibrated model: per-output noise variance fitted on
             validation data (:func:`dnnguide.calibrate`), which :attr:`predictive_std` adds.
+        pooling: how ``mean`` pools the samples (:data:`POOLINGS`); ``std`` and
+            ``mutual_information`` are always about the arithmetic mean.
     """
 
     mean: np.ndarray
@@ -54,6 +66,7 @@ class MCPrediction:
     mutual_information: np.ndarray | None = None
     samples: np.ndarray | None = None
     noise_variance: np.ndarray | None = None
+    pooling: str = "mean"
 
     @property
     def uncertainty(self) -> np.ndarray:

@@ -58,6 +58,11 @@ class _Sampler(keras.Model):
             p = ops.concatenate([1.0 - y, y], axis=-1) if self.task == "binary" else y
             entropy = -ops.sum(p * ops.log(ops.clip(p, _EPS, 1.0)), axis=-1)
             out["mean_entropy"] = ops.mean(entropy, axis=0)
+            # for the geometric pooling: the mean log-probability (binary: log-odds)
+            log_p = ops.log(ops.clip(y, _EPS, 1.0))
+            if self.task == "binary":
+                log_p = log_p - ops.log(ops.clip(1.0 - y, _EPS, 1.0))
+            out["mean_log"] = ops.mean(log_p, axis=0)
         if self.return_samples:
             out["samples"] = y
         return out
@@ -111,7 +116,7 @@ def _mc_layers(model):
 def _merge(stats, part, n):
     """Chan et al.'s pairwise update of (count, mean, M2): exact, no sum-of-squares cancellation."""
     part = {"count": n, "mean": part["mean"], "m2": part["m2"],
-            "mean_entropy": part.get("mean_entropy")}
+            "mean_entropy": part.get("mean_entropy"), "mean_log": part.get("mean_log")}
     if stats is None:
         return part
     total = stats["count"] + n
@@ -120,11 +125,11 @@ def _merge(stats, part, n):
         "count": total,
         "mean": stats["mean"] + delta * n / total,
         "m2": stats["m2"] + part["m2"] + delta ** 2 * stats["count"] * n / total,
-        "mean_entropy": None,
+        "mean_entropy": None, "mean_log": None,
     }
-    if part["mean_entropy"] is not None:
-        merged["mean_entropy"] = (stats["mean_entropy"] * stats["count"]
-                                  + part["mean_entropy"] * n) / total
+    for key in ("mean_entropy", "mean_log"):  # plain means, weighted by their sample counts
+        if part[key] is not None:
+            merged[key] = (stats[key] * stats["count"] + part[key] * n) / total
     return merged
 
 
