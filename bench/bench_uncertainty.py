@@ -5,7 +5,7 @@
 
 Classification (digits, breast_cancer, mnist1d): for each seed, ``dnnguide.fit("default")``
 scored on its deterministic prediction, and ``dnnguide.fit("risk_sensitive")`` scored four
-ways (plain, MC mean of 50 samples, calibrated plain, calibrated MC mean), as the run
+ways (plain, MC mean of 100 samples, calibrated plain, calibrated MC), as the run
 records them in its metrics (temperatures, and the calibrated MC pooling, fitted on the validation split by the run itself). Regression (diabetes): the risk-sensitive run's
 calibrated MC intervals (MC spread + noise variance fitted on validation) against a
 constant-variance baseline (the default preset's prediction with the validation MSE as
@@ -106,7 +106,7 @@ def main(argv=None) -> int:
         frame.to_csv(args.csv, index=False)
     classes = frame[frame["dataset"] != "diabetes"]
     if len(classes):
-        print(f"\nTest split, mean ± std over seeds {args.seeds}; ECE: 15 bins; MC: 50 samples\n")
+        print(f"\nTest split, mean ± std over seeds {args.seeds}; ECE: 15 bins; MC: the run's 100 samples\n")
         print(summary(classes, ("accuracy", "nll", "ece", "brier")))
     regression = frame[frame["dataset"] == "diabetes"]
     if len(regression):

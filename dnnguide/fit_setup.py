@@ -37,18 +37,32 @@ def check_input_scale(config: NetworkConfig, data: Dataset) -> None:
 
 
 def make_callbacks(config: NetworkConfig | None, run_dir: Path | None, *, has_val: bool = True,
-                   diagnose_probe=None) -> list[keras.callbacks.Callback]:
-    """The callbacks a configuration implies (early stopping, schedule, NaN guard, logging)."""
+                   diagnose_probe=None, validation=None) -> list[keras.callbacks.Callback]:
+    """The callbacks a configuration implies (early stopping, schedule, NaN guard, logging).
+
+    ``validation``: ``(x_val, y_val)``, for early stopping on the MC prediction's validation
+    loss (``monitor="val_mc_loss"``, the risk-sensitive rule). Without a validation split
+    that monitor falls back to the training loss, as ``val_loss`` does; without the arrays
+    (a caller that feeds validation data as a dataset) or without MC dropout in the config,
+    to ``val_loss``.
+    """
     from dnnguide.schedules import schedule_callbacks
+    from dnnguide.uncertainty.monitor import MC_VAL_LOSS, MCValidationLoss
 
     callbacks: list[keras.callbacks.Callback] = [keras.callbacks.TerminateOnNaN()]
     if config is not None:
         es = config.early_stopping
         if es.enabled:
             monitor = es.monitor if has_val else es.monitor.removeprefix("val_")
+            if monitor == MC_VAL_LOSS.removeprefix("val_"):
+                monitor = "loss"
+            if monitor == MC_VAL_LOSS and (not config.uses_mc_dropout or validation is None):
+                monitor = "val_loss"  # without dropout, the MC prediction is the plain one
+            if monitor == MC_VAL_LOSS:
+                callbacks.append(MCValidationLoss(*validation))  # logs it before it is read
             callbacks.append(keras.callbacks.EarlyStopping(
-                monitor=monitor, patience=es.patience,
-                restore_best_weights=es.restore_best_weights, verbose=0))
+                monitor=monitor, patience=es.patience, mode="min" if monitor == MC_VAL_LOSS
+                else "auto", restore_best_weights=es.restore_best_weights, verbose=0))
         callbacks.extend(schedule_callbacks(config.schedule))
     if run_dir is not None:  # the checkpoint callback is added last by the runner
         callbacks += [
@@ -73,6 +87,9 @@ def monitorable(model, has_val: bool) -> tuple[str, ...] | None:
     """
     if len(model.outputs) != 1:
         return None
+    from dnnguide.layers import has_dropout
+    from dnnguide.uncertainty.monitor import MC_VAL_LOSS
+
     names = ["loss"]
     for metric in (model.get_compile_config() or {}).get("metrics") or []:
         if isinstance(metric, dict):
@@ -80,7 +97,8 @@ def monitorable(model, has_val: bool) -> tuple[str, ...] | None:
         if not isinstance(metric, str):
             return None
         names.append(metric)
-    return tuple(names + [f"val_{n}" for n in names] if has_val else names)
+    mc = [MC_VAL_LOSS] if has_val and has_dropout(model, kinds=("mc",)) else []
+    return tuple(names + [f"val_{n}" for n in names] + mc if has_val else names)
 
 
 def check_callbacks_for(model, config, data: Dataset, callbacks) -> None:

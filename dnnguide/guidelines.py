@@ -199,6 +199,9 @@ def recommend(
         )
         earlier = reasons["regularization"] + " " if sparse else ""  # keep the L1 reason
         reasons["regularization"] = earlier + EXCEPTIONS_TABLE["risk_sensitive"]["dropout"]
+        fields["early_stopping"] = dataclasses.replace(fields["early_stopping"],
+                                                       monitor="val_mc_loss")
+        reasons["early_stopping"] = EXCEPTIONS_TABLE["risk_sensitive"]["early_stopping"]
     if profile is not None:
         _apply_data_rules(fields, reasons, profile, use_selu=use_selu, width_given=width_given,
                           rate=dropout_rate if rate_given else None)

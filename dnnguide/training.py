@@ -243,7 +243,8 @@ def _train(model, config, data: Dataset, path: Path | None, *, epochs, batch_siz
     """Train and record; the caller holds the run's lock (:func:`dnnguide.runs.lock_run`)."""
     probe = (data.x_train[:256], data.y_train[:256]) if diagnose else None
     all_callbacks = make_callbacks(config, path, has_val=len(data.x_val) > 0,
-                                   diagnose_probe=probe) + callbacks
+                                   diagnose_probe=probe,
+                                   validation=(data.x_val, data.y_val)) + callbacks
     check_callbacks_for(model, config, data, callbacks)
     audit_before_training(model, config, all_callbacks)
     info = dict(initial_info or {
@@ -317,7 +318,9 @@ def _fit_and_record(model, config, data: Dataset, path, info, *, epochs, batch_s
         raise KeyboardInterrupt  # the epoch in progress was finished and checkpointed
     train_time = time.perf_counter() - start
     history = history_frame(keras_history, path)
-    metrics = final_metrics(model, data, history, batch_size, evaluate=evaluate)
+    monitor = config.early_stopping.monitor if config is not None else "val_loss"
+    metrics = final_metrics(model, data, history, batch_size, evaluate=evaluate,
+                            monitor=monitor)
     model = calibrate_mc(model, data, metrics, path)  # MC dropout: fitted on the validation split
     metrics["train_time_s"] = round(train_time, 3)
     metrics["weights_epoch"] = weights_epoch(callbacks, history)

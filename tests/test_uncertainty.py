@@ -322,6 +322,50 @@ def test_cli_uncertainty_on_a_tiny_run(tmp_path, capsys):
     assert main(["uncertainty", str(run_dir), "--samples", "0"]) == 2
 
 
+# --------------------------------------------------------------------------- early stopping on MC
+def test_mc_validation_loss_logs_the_pooled_nll_and_leaves_training_untouched(blobs):
+    from keras import ops
+
+    from dnnguide.uncertainty.monitor import MCValidationLoss
+    from dnnguide.uncertainty.sampler import _mc_layers
+
+    x, y = blobs
+    model = dnnguide.build_model("risk_sensitive", (8,), 3, depth=2, width=16)
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    layers = _mc_layers(model)
+    states = [ops.convert_to_numpy(layer.seed_generator.state.value) for layer in layers]
+    snapshot = _snapshot(model)
+    monitor = MCValidationLoss(x[:100], y[:100], n_samples=20, seed=3)
+    monitor.set_model(model)
+    logs = {"val_loss": 1.0}
+    monitor.on_epoch_end(0, logs)
+    # the dropout streams training draws from are where they were: same masks as without it
+    for layer, state in zip(layers, states):
+        np.testing.assert_array_equal(ops.convert_to_numpy(layer.seed_generator.state.value),
+                                      state)
+    assert _unchanged(model, snapshot)
+    pooled = mc_predict(model, x[:100], 20, seed=3, pooling="geometric", verbose=0).mean
+    assert logs["val_mc_loss"] == pytest.approx(negative_log_likelihood(y[:100], pooled),
+                                                rel=1e-6)
+    with pytest.raises(ValueError, match="`x_val` and `y_val`.*Received: 0"):
+        MCValidationLoss(x[:0], y[:0])
+
+
+def test_risk_sensitive_runs_stop_on_the_mc_validation_loss(blobs):
+    result = dnnguide.fit("risk_sensitive", blobs, run_dir=None, epochs=6, verbose=0,
+                          depth=2, width=16)
+    assert result.config.early_stopping.monitor == "val_mc_loss"
+    assert "val_mc_loss" in dnnguide.recommend(risk_sensitive=True).reasons["early_stopping"]
+    curve = result.history["val_mc_loss"]
+    assert len(curve) == 6 and np.all(np.isfinite(curve))
+    assert result.metrics["best_epoch"] == int(np.argmin(curve)) + 1
+    assert result.metrics["weights_epoch"] == result.metrics["best_epoch"]
+    # without dropout the MC prediction is the plain one: early stopping watches val_loss
+    plain = dnnguide.fit("risk_sensitive", blobs, run_dir=None, epochs=2, verbose=0,
+                         depth=2, width=16, dropout_rate=0.0)
+    assert "val_mc_loss" not in plain.history
+
+
 @pytest.mark.slow
 def test_recipe_quick(tmp_path):
     spec = importlib.util.spec_from_file_location("mc_dropout_recipe",

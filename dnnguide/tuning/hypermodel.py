@@ -93,7 +93,10 @@ class PresetHyperModel(keras_tuner.HyperModel):
 
         config = model.dnnguide_config
         # keras-tuner deep-copies the user's callbacks per trial; ours are fresh per trial too.
-        callbacks = list(callbacks) + make_callbacks(config, None, has_val=True)
+        validation = kwargs.get("validation_data")
+        arrays = isinstance(validation, (tuple, list)) and len(validation) == 2
+        callbacks = list(callbacks) + make_callbacks(config, None, has_val=True,
+                                                     validation=validation if arrays else None)
         check_callbacks(model.optimizer, callbacks)
         start = time.perf_counter()
         history = model.fit(*args, batch_size=config.batch_size * self.replicas,
