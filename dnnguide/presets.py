@@ -235,6 +235,29 @@ def _head(task: str, n_outputs: int):
     return None, "mse", [keras.metrics.RootMeanSquaredError(name="rmse"), "mae"]
 
 
+def _standardize_layer(adapt_data):
+    """A ``Normalization`` layer adapted to the training rows; constant features pass through.
+
+    Keras divides by ``max(std, 1e-7)``, so a feature that is constant in the training rows
+    (a blank pixel, a category absent from the split) turned a test row holding any other
+    value into a 1e7-sized input and a confidently wrong prediction: digits, seed 0, had two
+    such test rows. Their variance is set to 1: centered, unscaled, as in
+    :func:`dnnguide.load_dataset`'s own standardization.
+    """
+    import keras
+    from keras import ops
+
+    flat = np.reshape(np.asarray(adapt_data, "float32"), (len(adapt_data), -1))
+    norm = keras.layers.Normalization(name="standardize")
+    norm.adapt(flat)
+    constant = np.all(flat == flat[:1], axis=0)
+    if constant.any():
+        variance = ops.convert_to_numpy(norm.adapt_variance)
+        norm.adapt_variance.assign(np.where(constant, 1.0, variance).astype(variance.dtype))
+        norm.finalize_state()
+    return norm
+
+
 def build_model(
     preset_or_config="default",
     input_shape=None,
@@ -282,9 +305,7 @@ def build_model(
     if len(input_shape) > 1:
         x = keras.layers.Flatten(name="flatten")(x)
     if adapt_data is not None and config.standardize_inputs:
-        norm = keras.layers.Normalization(name="standardize")
-        norm.adapt(np.reshape(np.asarray(adapt_data, "float32"), (len(adapt_data), -1)))
-        x = norm(x)
+        x = _standardize_layer(adapt_data)(x)
     widths = config.widths
     x = _hidden_block(x, config, 1, widths[0])
     index = 2

@@ -156,3 +156,21 @@ def test_list_presets_by_pattern_and_describe():
         describe_preset("sprase")
     with pytest.raises(TypeError, match="Received: pattern=3"):
         dnnguide.list_presets(3)
+
+
+def test_a_feature_constant_in_training_passes_through_unscaled(tmp_path):
+    # Keras' Normalization divides by max(std, 1e-7): a blank pixel in every training image
+    # turned a test image with ink there into a 1e7-sized input (digits, seed 0: 2 test rows).
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 3)).astype("float32")
+    x[:, 1] = 0.5
+    model = dnnguide.build_model("default", (3,), 3, depth=2, width=8, adapt_data=x)
+    row = np.array([[0.0, 1.5, 0.0]], "float32")
+    scaled = np.asarray(model.get_layer("standardize")(row))
+    assert scaled[0, 1] == pytest.approx(1.0)  # centered, not divided by 1e-7
+    expected = (row[0, [0, 2]] - x[:, [0, 2]].mean(0)) / x[:, [0, 2]].std(0)
+    np.testing.assert_allclose(scaled[0, [0, 2]], expected, rtol=1e-4, atol=1e-6)
+    assert np.all(np.isfinite(model.predict(row, verbose=0)))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(np.asarray(loaded.get_layer("standardize")(row)), scaled)
