@@ -240,9 +240,10 @@ def _standardize_layer(adapt_data):
 
     Keras divides by ``max(std, 1e-7)``, so a feature that is constant in the training rows
     (a blank pixel, a category absent from the split) turned a test row holding any other
-    value into a 1e7-sized input and a confidently wrong prediction: digits, seed 0, had two
-    such test rows. Their variance is set to 1: centered, unscaled, as in
-    :func:`dnnguide.load_dataset`'s own standardization.
+    value into a 1e7-sized input: scikit-learn's raw digits given as arrays, seed 2, has one
+    such test row, and fixing it took the default preset's test NLL from 0.197 to 0.128.
+    Their variance is set to 1: centered, unscaled, as in :func:`dnnguide.load_dataset`'s own
+    standardization (which is why the built-in datasets never hit this).
     """
     import keras
     from keras import ops

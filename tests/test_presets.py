@@ -160,7 +160,7 @@ def test_list_presets_by_pattern_and_describe():
 
 def test_a_feature_constant_in_training_passes_through_unscaled(tmp_path):
     # Keras' Normalization divides by max(std, 1e-7): a blank pixel in every training image
-    # turned a test image with ink there into a 1e7-sized input (digits, seed 0: 2 test rows).
+    # turned a test image with ink there into a 1e7-sized input (raw digits arrays, seed 2).
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 3)).astype("float32")
     x[:, 1] = 0.5
