@@ -42,7 +42,7 @@ N_SAMPLES = 10 if QUICK else 100  # MC dropout samples per prediction
 
 
 def show(fig):
-    """Embed a figure as a PNG (dnnguide's plotting switches matplotlib to the Agg backend)."""
+    """Embed a figure as a PNG (works under any matplotlib backend)."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
     plt.close(fig)
@@ -123,9 +123,12 @@ show(fig)
 # The risk-sensitive preset is the default network with MC dropout layers. Such a model still
 # predicts deterministically (`predict`, `evaluate`, a reloaded `model.keras`); sampling is asked
 # for explicitly with `mc_predict`, which switches on the dropout layers and nothing else (batch
-# norm keeps its moving statistics, the weights stay bitwise unchanged). `fit` also calibrates it
-# on the validation split (temperature scaling, Guo et al. 2017), separately for the plain
-# prediction and for the mean of the MC samples.
+# norm keeps its moving statistics, the weights stay bitwise unchanged). Because the model is
+# used through that prediction, its early stopping watches `val_mc_loss`, the validation loss of
+# the MC prediction, and keeps that epoch's weights. `fit` then calibrates it on the validation
+# split (temperature scaling, Guo et al. 2017), separately for the plain prediction and for the
+# pooled MC samples; for the latter it also keeps whichever pooling, the mean or the normalized
+# geometric mean of the samples, has the lower validation NLL.
 #
 # `compare_mc_dropout` scores the four predictions on the test set: plain, MC (the mean of
 # `N_SAMPLES` samples), and both calibrated. Lower is better for NLL, ECE (top-1 expected
@@ -135,8 +138,9 @@ show(fig)
 risk = dnnguide.fit("risk_sensitive", data, epochs=EPOCHS, seed=0, verbose=0)
 model = risk.model  # calibrated on the validation split
 print(f"{risk.config.regularization.dropout_kind} dropout {risk.config.regularization.dropout_rate}"
+      f", stopped on {risk.config.early_stopping.monitor} at epoch {risk.metrics['best_epoch']}"
       f", temperature plain {risk.metrics['temperature']:.2f}, "
-      f"MC {risk.metrics['mc_temperature']:.2f}")
+      f"MC {risk.metrics['mc_temperature']:.2f} ({risk.metrics['mc_pooling']} pooling)")
 comparison = dnnguide.compare_mc_dropout(model, data.x_test, data.y_test, n_samples=N_SAMPLES,
                                          seed=0)
 comparison.table.round(4)
