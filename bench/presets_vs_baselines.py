@@ -7,7 +7,8 @@ accuracy, NLL and ECE (15 bins) for classification, RMSE for regression, and wal
 Contenders:
 
 - the presets with their defaults (``dnnguide.fit(preset, data, seed=s)``), which the data-aware
-  rules size for the data; MC-dropout presets are scored by their 50-sample MC mean;
+  rules size for the data; MC-dropout presets are scored by their calibrated MC prediction
+  (``mc_predict``'s default 100 samples, the pooling and temperature the run fitted);
 - ``default+onecycle``: ``schedule="onecycle"`` alone (max_lr from the LR finder);
 - baselines a user would write: ``keras_newcomer`` (2x100 ReLU, Adam 1e-3, early stopping on
   validation loss, raw targets), ``keras_regularized`` (3x256 Swish + batch norm + dropout 0.2 +
@@ -93,7 +94,7 @@ def _dnnguide(contender: str, data, seed: int, epochs: int | None, depth: int | 
                           **overrides)
     model = result.model
     if result.config.uses_mc_dropout:
-        prediction = dnnguide.mc_predict(model, data.x_test, n_samples=50, seed=seed, verbose=0)
+        prediction = dnnguide.mc_predict(model, data.x_test, seed=seed, verbose=0)  # calibrated
         out = prediction.mean
     else:
         out = model.predict(data.x_test, batch_size=1024, verbose=0)
