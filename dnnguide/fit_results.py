@@ -81,10 +81,10 @@ def calibrate_mc(model, data: Dataset, metrics: dict, path: Path | None,
     ``evaluate`` (``test_accuracy``, ``test_loss``) scores the deterministic prediction; this
     adds, side by side, the plain (``test_nll``...), MC mean of ``n_samples`` (``test_mc_*``,
     Gal & Ghahramani 2016), calibrated (``test_cal_*``) and calibrated MC (``test_cal_mc_*``)
-    metrics: temperature scaling (and the MC pooling) for classes, the noise variance for regression (RMSE,
-    Gaussian NLL, interval coverage). The temperatures or noise variances are fitted on the
-    validation split only and saved with the returned model. With a run directory, the
-    reliability diagram, rejection curve and shift check go to ``plots/``.
+    metrics: temperature scaling (and the MC pooling) for classes, the noise variance for
+    regression (RMSE, Gaussian NLL, interval coverage). The temperatures or noise variances
+    are fitted on the validation split only and saved with the returned model. With a run
+    directory, the reliability diagram, rejection curve and shift check go to ``plots/``.
     """
     from dnnguide.layers import has_dropout
 

@@ -2,8 +2,9 @@
 
 :func:`calibrate` fits temperature scaling (or a regression's noise variance) on a
 validation split, for plain prediction and for the pooled MC dropout samples (choosing the
-pooling, mean or geometric, with the lower validation NLL), and returns the model with a :class:`~dnnguide.layers.Calibration` layer on top (its layers
-shared, not copied); :func:`uncalibrated` takes that layer off again.
+pooling, mean or geometric, with the lower validation NLL), and returns the model with a
+:class:`~dnnguide.layers.Calibration` layer on top (its layers shared, not copied);
+:func:`uncalibrated` takes that layer off again.
 
 Example:
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, "softmax")])
@@ -32,7 +33,8 @@ def calibrate(model_or_predictor, x_val, y_val, *, n_samples: int = 50, seed: in
     Plain prediction gets its own temperature; a model with dropout also gets one for its
     pooled MC dropout samples, fitted on ``n_samples`` samples of ``x_val``, together with
     the pooling (``"mean"`` or ``"geometric"``, :data:`POOLINGS`) whose calibrated
-    prediction has the lower validation NLL; :func:`dnnguide.mc_predict` then uses both. For regression, the noise variance is fitted instead: constant
+    prediction has the lower validation NLL; :func:`dnnguide.mc_predict` then uses both.
+    For regression, the noise variance is fitted instead: constant
     for plain prediction, and added to the spread of the samples for MC dropout (what
     :attr:`dnnguide.MCPrediction.predictive_std` reports), in the model's output units.
 
@@ -78,7 +80,8 @@ def calibrate(model_or_predictor, x_val, y_val, *, n_samples: int = 50, seed: in
     plain = base.predict(x_val, batch_size=256, verbose=0)
     sampled = has_dropout(base)
     if task == "regression":
-        mc = mc_predict(base, x_val, n_samples, task=task, seed=seed, verbose=0) if sampled else None
+        mc = (mc_predict(base, x_val, n_samples, task=task, seed=seed, verbose=0)
+              if sampled else None)
         layer = Calibration(task, noise_variance=fit_noise_variance(y_val, plain),
                             mc_noise_variance=(fit_noise_variance(y_val, mc.mean, mc.std)
                                                if sampled else None), name="calibration")
@@ -110,8 +113,9 @@ def _fit_pooling(model, x_val, y_val, n_samples, seed, task) -> tuple[str, float
     Both poolings see the same samples (same seed). The geometric mean is the ensemble rule
     dropout training approximates; on the risk-sensitive preset it had the lower validation
     NLL and kept the deterministic prediction's accuracy where the arithmetic mean lost up to
-    1.6 points (mnist1d; BENCHMARKS.md, "MC pooling"). Choosing between two rules, one
-    parameter each, on the validation split is the same kind of fit as the temperature.
+    1.6 points (mnist1d; BENCHMARKS.md, "Uncertainty: geometric pooling and early stopping").
+    Choosing between two rules, one parameter each, on the validation split is the same kind
+    of fit as the temperature.
     """
     fits = {}
     for pooling in POOLINGS:
