@@ -168,6 +168,7 @@ def _prepare(model_or_config, data, seed: int):
                               "or a preset name / NetworkConfig.")
         return model, as_dataset(data, seed, None), getattr(model, "dnnguide_config", None)
     data = as_dataset(data, seed, None)
+    keras.utils.set_random_seed(seed)  # after loading, as fit does
     # A preset is sized for the data as fit() sizes it (dnnguide.data_rules): the sweep must
     # probe the network that will train, not the tables' 100-wide one.
     config = resolve_config(model_or_config, data=data)

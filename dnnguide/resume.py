@@ -65,8 +65,8 @@ def resume_run(run_path, given: dict, *, epochs, callbacks, verbose, diagnose,
                 f"budget would be another schedule. Received: epochs={epochs}. Resume without "
                 "--epochs, or start a new run.")
         seed = info["seed"]
-        keras.utils.set_random_seed(seed)
         data = run.dataset()
+        keras.utils.set_random_seed(seed)  # after loading, as fit does
         adapt = data.x_train if (config.standardize_inputs and not data.standardized) else None
         scope = strategy.scope() if strategy is not None else _null_scope()
         with scope:

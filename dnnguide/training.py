@@ -159,9 +159,12 @@ def fit(
         raise ConfigError("Transfer runs (init_from, freeze_epochs) build their model outside a "
                           f"tf.distribute scope; train them without a strategy. Received: "
                           f"strategy={type(strategy).__name__}")
-    keras.utils.set_random_seed(seed)
     data = as_dataset(data, seed, task)
     validate_dataset(data)
+    # Seeded after loading: generating a dataset by name (mnist1d) draws from the global
+    # generators, which made fit(p, "mnist1d", seed=0) and fit(p, load_dataset("mnist1d",
+    # seed=0), seed=0) start from different weights.
+    keras.utils.set_random_seed(seed)
     if init_from is not None:
         from dnnguide.transfer import model_from
 

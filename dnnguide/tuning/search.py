@@ -244,8 +244,8 @@ def tune(
         raise TypeError(f"Argument `space` must be a SearchSpace. Received: space={space!r}")
     role = _role()
     _check_worker_arguments(workers if role is None else 0, strategy, callbacks)
-    keras.utils.set_random_seed(seed)
     data = as_dataset(data, seed, None)
+    keras.utils.set_random_seed(seed)  # after loading, as fit does
     objective = objective or ("val_accuracy" if data.task != "regression" else "val_loss")
     objective_direction(objective)  # an objective keras-tuner cannot rank fails here
 
