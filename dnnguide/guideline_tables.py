@@ -210,7 +210,7 @@ EXCEPTIONS_TABLE: dict[str, dict[str, str]] = {
         "early_stopping": "Early stopping watches the validation loss of the MC prediction "
         "(val_mc_loss, 50 samples an epoch) and keeps its best weights: the model is used "
         "through that prediction, whose best epoch comes later than the deterministic "
-        "pass's (mnist1d, 5 seeds: 59 epochs, test accuracy 0.763 vs 0.757 and NLL 0.62 vs "
-        "0.65 when stopping on val_loss).",
+        "pass's (mnist1d, 5 seeds: ~59 epochs; calibrated MC test accuracy 0.772 and NLL "
+        "0.61, against 0.755 and 0.65 when it stopped on val_loss).",
     },
 }
