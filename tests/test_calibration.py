@@ -107,7 +107,11 @@ def test_calibrate_keeps_the_pooling_with_the_lower_validation_nll(overfit, tmp_
     other = "mean" if layer.mc_pooling == "geometric" else "geometric"
     default = mc_predict(calibrated, x_test, 20, seed=1)
     assert default.pooling == layer.mc_pooling
-    assert mc_predict(calibrated, x_test, 20, seed=1, pooling=other).pooling == other
+    with pytest.warns(UserWarning, match="returned uncalibrated"):  # T is the other one's
+        explicit = mc_predict(calibrated, x_test, 20, seed=1, pooling=other)
+    assert explicit.pooling == other
+    np.testing.assert_allclose(explicit.mean, mc_predict(model, x_test, 20, seed=1,
+                                                         pooling=other).mean, rtol=1e-6)
     calibrated.save(tmp_path / "pooled.keras")
     loaded = keras.saving.load_model(tmp_path / "pooled.keras")
     assert calibration_layer(loaded).mc_pooling == layer.mc_pooling

@@ -188,7 +188,13 @@ class MCDropoutPredictor:
                 mean = _geometric(np.concatenate([r["mean_log"] for r in results]), self.task)
                 pred.mean = mean.astype("float32")
             if calibration is not None and calibration.mc_temperature != 1.0:
-                pred.mean = temper(mean, calibration.mc_temperature).astype("float32")
+                if pooling == calibration.mc_pooling:
+                    pred.mean = temper(mean, calibration.mc_temperature).astype("float32")
+                else:  # the temperature belongs to the other pooling: not applied
+                    warnings.warn(
+                        f"The MC temperature was fitted for {calibration.mc_pooling!r} pooling; "
+                        f"the {pooling!r} pooling is returned uncalibrated. Omit `pooling` for "
+                        "the calibrated prediction.", UserWarning, stacklevel=3)
             pred.entropy = predictive_entropy(pred.mean)
         if sample_parts:
             pred.samples = np.concatenate(sample_parts, axis=1)
