@@ -101,7 +101,18 @@ def test_saturated_sigmoid_units_and_drifting_selu_are_flagged(blobs):
     assert check_model(selu, x[:256], y[:256]).ok
     drift = check_model(selu, x[:256] * 5 + 3, y[:256])  # unstandardized inputs
     finding = next(f for f in drift.findings if f.kind == "not_self_normalizing")
-    assert finding.fix["standardize_inputs"] is True and "LeCun" in finding.recommendation
+    assert finding.fix["standardize_inputs"] is True
+    # the preset has LeCun init already: no advice to switch to it, the inputs are the cause
+    assert set(drift.frame["initializer"]) == {"lecun_normal", "glorot_uniform"}  # + the head
+    assert "kernel_initializer" not in finding.fix and "already have LeCun" in finding.recommendation
+    # a user's SELU net with He init (dnnguide's configs refuse it) gets the init advice
+    he_selu = keras.Sequential([keras.Input((8,))] + [
+        keras.layers.Dense(32, "selu", kernel_initializer="he_uniform") for _ in range(6)]
+        + [keras.layers.Dense(3, "softmax")])
+    he_selu.compile(loss="sparse_categorical_crossentropy")
+    finding = next(f for f in check_model(he_selu, x[:256] * 5 + 3, y[:256]).findings
+                   if f.kind == "not_self_normalizing")
+    assert finding.fix["kernel_initializer"] == "lecun_normal" and "LeCun" in finding.recommendation
 
 
 def test_check_model_changes_nothing(blobs):

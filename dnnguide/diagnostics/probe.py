@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,14 @@ def _activation_name(layer) -> str | None:
         return "elu"
     name = getattr(getattr(layer, "activation", None), "__name__", None)
     return None if name in (None, "linear") else name
+
+
+def _initializer_name(layer) -> str:
+    """The kernel initializer's name in snake case (``"lecun_normal"``), or ``""``."""
+    init = getattr(layer, "kernel_initializer", None)
+    if init is None:
+        return ""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(init).__name__).lower()
 
 
 def _blocks(model) -> list[tuple[Any, Any, str | None]]:
@@ -237,7 +246,8 @@ class _Probe:
             step, epoch, i + 1, layer.name, name or "linear", int(layer.kernel.shape[-1]),
             float(loss), float(norms[i]), weight_norms[i],
             nan if update_ratios is None else float(update_ratios[i]),
-            *(float(v) for v in stats[i])])) for i, (layer, _, name) in enumerate(self.blocks)]
+            *(float(v) for v in stats[i]), _initializer_name(layer)]))
+            for i, (layer, _, name) in enumerate(self.blocks)]
 
     def activations(self, acts=None) -> dict[str, np.ndarray]:
         """Each block's activations on the probe batch (training-mode forward, nothing updated)."""

@@ -25,7 +25,7 @@ DEAD_CAPABLE = ("relu", "relu6", "leaky_relu")
 SATURATING = {"sigmoid": (0.0, 1.0), "hard_sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}
 COLUMNS = ["step", "epoch", "index", "layer", "activation", "units", "loss", "grad_norm",
            "weight_norm", "update_ratio", "act_mean", "act_std", "dead_fraction",
-           "saturated_fraction"]
+           "saturated_fraction", "initializer"]
 
 
 class DiagnosticsWarning(UserWarning):
@@ -176,14 +176,24 @@ def _step_findings(rows, t: Thresholds, first_total: float | None) -> list[Findi
     if np.any(off):
         names = _layers_where(rows, off)
         i = int(np.argmax(off))
+        inits = rows["initializer"][off] if "initializer" in rows else ()
+        already = len(inits) > 0 and all(init == "lecun_normal" for init in inits)
+        why = (f"{SELF_NORMALIZING_TABLE['standardize_inputs'][1]} "
+               f"{SELF_NORMALIZING_TABLE['normalization'][1]}")
+        if already:  # the init is right: the drift comes from the inputs or from training
+            advice = ("These layers already have LeCun normal init, so the drift comes from the "
+                      "inputs or from training: standardize the inputs, keep weight penalties "
+                      "and standard dropout out (AlphaDropout only), and lower the learning "
+                      f"rate if it persists. {why}")
+            fix = {"standardize_inputs": True, "normalization": "none"}
+        else:
+            advice = f"{SELF_NORMALIZING_TABLE['kernel_initializer'][1]} {why}"
+            fix = {"kernel_initializer": "lecun_normal", "standardize_inputs": True,
+                   "normalization": "none"}
         found.append(Finding(
             "not_self_normalizing", f"SELU layer {names[0]} has mean {rows['act_mean'].iloc[i]:.2f}"
             f" and std {rows['act_std'].iloc[i]:.2f} (self-normalizing keeps them near 0 and 1)",
-            f"{SELF_NORMALIZING_TABLE['kernel_initializer'][1]} "
-            f"{SELF_NORMALIZING_TABLE['standardize_inputs'][1]} "
-            f"{SELF_NORMALIZING_TABLE['normalization'][1]}", names, step,
-            {"kernel_initializer": "lecun_normal", "standardize_inputs": True,
-             "normalization": "none"}))
+            advice, names, step, fix))
     return found
 
 
