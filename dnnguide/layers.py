@@ -42,7 +42,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from dnnguide.config import check_choice, check_range
+from dnnguide.config import check_choice, check_pooling, check_range
 
 
 def _check_rate(rate) -> float:
@@ -190,9 +190,7 @@ class Calibration(keras.layers.Layer):
         self.mc_temperature = _check_temperature("mc_temperature", mc_temperature)
         self.noise_variance = _check_variance("noise_variance", noise_variance)
         self.mc_noise_variance = _check_variance("mc_noise_variance", mc_noise_variance)
-        check_choice("mc_pooling", mc_pooling, ("mean",) if task == "regression"
-                     else ("mean", "geometric"))
-        self.mc_pooling = mc_pooling
+        self.mc_pooling = check_pooling("mc_pooling", mc_pooling, task)
 
     def call(self, inputs):
         temperature = self.temperature

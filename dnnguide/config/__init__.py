@@ -29,6 +29,7 @@ from dnnguide.config.checks import (
     MAX_WIDTH,
     NORMALIZATIONS,
     OPTIMIZERS,
+    POOLINGS,
     PRECISIONS,
     RELU_FAMILY,
     SCHEDULES,
@@ -36,6 +37,7 @@ from dnnguide.config.checks import (
     ConfigError,
     check_bool,
     check_choice,
+    check_pooling,
     check_range,
 )
 from dnnguide.config.network import NetworkConfig, nested_overrides
@@ -49,8 +51,8 @@ from dnnguide.config.parts import (
 
 __all__ = [
     "ACTIVATIONS", "ARCHITECTURES", "DROPOUT_KINDS", "INITIALIZERS", "MAX_DEPTH", "MAX_WIDTH",
-    "NORMALIZATIONS", "OPTIMIZERS", "PRECISIONS", "RELU_FAMILY", "SCHEDULES", "TASKS",
+    "NORMALIZATIONS", "OPTIMIZERS", "POOLINGS", "PRECISIONS", "RELU_FAMILY", "SCHEDULES", "TASKS",
     "ConfigError", "EarlyStoppingConfig", "NetworkConfig", "OptimizerConfig",
-    "RegularizationConfig", "ScheduleConfig", "check_bool", "check_choice", "check_range",
-    "nested_overrides", "replace",
+    "RegularizationConfig", "ScheduleConfig", "check_bool", "check_choice", "check_pooling",
+    "check_range", "nested_overrides", "replace",
 ]

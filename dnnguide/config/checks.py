@@ -35,6 +35,13 @@ OPTIMIZERS = (
 SCHEDULES = ("constant", "power", "exponential", "piecewise", "performance", "onecycle")
 PRECISIONS = ("float32", "float16", "int8")
 TASKS = ("classification", "binary", "regression")
+#: How MC dropout pools the class probabilities of its samples into one prediction:
+#: ``"mean"``, the arithmetic mean (the Bayesian model average of Gal & Ghahramani), or
+#: ``"geometric"``, the normalized geometric mean, i.e. the softmax of the mean log-probability
+#: (binary: the sigmoid of the mean log-odds). The geometric mean is the ensemble rule dropout
+#: training approximates with its weight scaling (Srivastava et al. 2014 sec. 7; exact for one
+#: softmax layer, Baldi & Sadowski 2013). Regression always uses the mean.
+POOLINGS = ("mean", "geometric")
 
 
 class ConfigError(ValueError):
@@ -54,6 +61,12 @@ def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     raise ConfigError(
         f"Argument `{name}` must be one of {list(choices)}. Received: {name}={value!r}.{hint}"
     )
+
+
+def check_pooling(name: str, pooling: Any, task: str) -> str:
+    """``pooling`` if it is one of :data:`POOLINGS` for ``task`` (regression: the mean only)."""
+    check_choice(name, pooling, POOLINGS if task != "regression" else POOLINGS[:1])
+    return pooling
 
 
 def check_range(

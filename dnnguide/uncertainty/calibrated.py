@@ -22,7 +22,7 @@ from dnnguide.calibration import (
 )
 from dnnguide.config import TASKS, check_choice, check_range
 from dnnguide.layers import Calibration, has_dropout
-from dnnguide.uncertainty.mc_dropout import MCDropoutPredictor, mc_predict
+from dnnguide.uncertainty.mc_dropout import MCDropoutPredictor, _cached_predictor, mc_predict
 from dnnguide.uncertainty.prediction import POOLINGS, infer_task
 
 
@@ -80,11 +80,12 @@ def calibrate(model_or_predictor, x_val, y_val, *, n_samples: int = 50, seed: in
     plain = base.predict(x_val, batch_size=256, verbose=0)
     sampled = has_dropout(base)
     if task == "regression":
-        mc = (mc_predict(base, x_val, n_samples, task=task, seed=seed, verbose=0)
-              if sampled else None)
+        mc_noise_variance = None
+        if sampled:
+            mc = mc_predict(base, x_val, n_samples, task=task, seed=seed, verbose=0)
+            mc_noise_variance = fit_noise_variance(y_val, mc.mean, mc.std)
         layer = Calibration(task, noise_variance=fit_noise_variance(y_val, plain),
-                            mc_noise_variance=(fit_noise_variance(y_val, mc.mean, mc.std)
-                                               if sampled else None), name="calibration")
+                            mc_noise_variance=mc_noise_variance, name="calibration")
     else:
         pooling, mc_temperature = _fit_pooling(base, x_val, y_val, n_samples, seed, task) \
             if sampled else ("mean", 1.0)
@@ -110,17 +111,18 @@ def calibrate(model_or_predictor, x_val, y_val, *, n_samples: int = 50, seed: in
 def _fit_pooling(model, x_val, y_val, n_samples, seed, task) -> tuple[str, float]:
     """The MC pooling and its temperature with the lower validation NLL (ties: the mean).
 
-    Both poolings see the same samples (same seed). The geometric mean is the ensemble rule
+    Both poolings are read off one sampling pass. The geometric mean is the ensemble rule
     dropout training approximates; on the risk-sensitive preset it had the lower validation
     NLL and kept the deterministic prediction's accuracy where the arithmetic mean lost up to
     1.6 points (mnist1d; BENCHMARKS.md, "Uncertainty: geometric pooling and early stopping").
     Choosing between two rules, one parameter each, on the validation split is the same kind
     of fit as the temperature.
     """
+    predictor = _cached_predictor(model, task, max_rows=4096)
+    results, _ = predictor._sample(np.asarray(x_val), n_samples, None, False, seed, 0)
     fits = {}
     for pooling in POOLINGS:
-        mean = mc_predict(model, x_val, n_samples, task=task, seed=seed, verbose=0,
-                          pooling=pooling).mean
+        mean = predictor._prediction(results, [], n_samples, pooling).mean
         temperature = fit_temperature(y_val, mean)
         fits[pooling] = (negative_log_likelihood(y_val, temper(mean, temperature)), temperature)
     best = min(POOLINGS, key=lambda pooling: fits[pooling][0])  # min keeps the first on ties

@@ -23,10 +23,10 @@ import keras
 import numpy as np
 
 from dnnguide.calibration import predictive_entropy, temper
-from dnnguide.config import TASKS, check_choice, check_range
+from dnnguide.config import TASKS, check_choice, check_pooling, check_range
 from dnnguide.layers import copy_weights, has_dropout, to_mc_dropout
 from dnnguide.uncertainty.prediction import (
-    POOLINGS, MCPrediction, NoDropoutWarning, calibration_layer, infer_task,
+    MCPrediction, NoDropoutWarning, calibration_layer, infer_task,
 )
 from dnnguide.uncertainty.sampler import (
     _check_probabilities, _mc_layers, _merge, _progress, _Sampler, _samples_per_call,
@@ -90,6 +90,13 @@ class MCDropoutPredictor:
         """
         check_range("n_samples", n_samples, 1, integer=True)
         pooling = self._pooling(pooling)
+        results, sample_parts = self._sample(x, n_samples, batch_size, return_samples, seed,
+                                             verbose)
+        return self._prediction(results, sample_parts, n_samples, pooling)
+
+    def _sample(self, x, n_samples, batch_size, return_samples, seed, verbose):
+        """Run the sampler over ``x``: per chunk of inputs, the merged statistics of the
+        samples (and the samples themselves if asked), before any pooling or calibration."""
         if batch_size is not None:
             check_range("batch_size", batch_size, 1, integer=True)
         if seed is not None:
@@ -99,7 +106,7 @@ class MCDropoutPredictor:
         if not has_dropout(self._mc, ("mc",)):
             warnings.warn("The model has no dropout layers, so every MC sample equals the plain "
                           "prediction (std 0). Train it with dropout (e.g. the 'risk_sensitive' "
-                          "preset) for MC dropout.", NoDropoutWarning, stacklevel=2)
+                          "preset) for MC dropout.", NoDropoutWarning, stacklevel=3)
         if self._mc is not self.model:
             copy_weights(self.model, self._mc)
         base = self._base_seed(seed)
@@ -136,15 +143,14 @@ class MCDropoutPredictor:
                 results.append(stats)
                 if return_samples:
                     sample_parts.append(np.concatenate(samples, axis=0))
-        return self._prediction(results, sample_parts, n_samples, pooling)
+        return results, sample_parts
 
     def _pooling(self, pooling: str | None) -> str:
         """The pooling asked for; ``None``: the calibrated model's fitted one, else the mean."""
         if pooling is None:
             calibration = calibration_layer(self.model)
             return calibration.mc_pooling if calibration is not None else "mean"
-        check_choice("pooling", pooling, POOLINGS if self.task != "regression" else ("mean",))
-        return pooling
+        return check_pooling("pooling", pooling, self.task)
 
     def _base_seed(self, seed) -> int:
         if seed is None and self.seed is not None:

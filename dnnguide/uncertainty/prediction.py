@@ -20,17 +20,8 @@ import keras
 import numpy as np
 
 from dnnguide.calibration import gaussian_interval
-from dnnguide.config import TASKS
+from dnnguide.config import POOLINGS, TASKS  # noqa: F401 - POOLINGS: public via uncertainty
 from dnnguide.layers import Calibration, _all_layers
-
-
-#: How MC dropout pools the class probabilities of its samples into one prediction:
-#: ``"mean"``, the arithmetic mean (the Bayesian model average of Gal & Ghahramani), or
-#: ``"geometric"``, the normalized geometric mean, i.e. the softmax of the mean log-probability
-#: (binary: the sigmoid of the mean log-odds). The geometric mean is the ensemble rule dropout
-#: training approximates with its weight scaling (Srivastava et al. 2014 sec. 7; exact for one
-#: softmax layer, Baldi & Sadowski 2013). Regression always uses the mean.
-POOLINGS = ("mean", "geometric")
 
 
 class NoDropoutWarning(UserWarning):
