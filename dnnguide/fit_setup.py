@@ -53,11 +53,12 @@ def make_callbacks(config: NetworkConfig | None, run_dir: Path | None, *, has_va
     if config is not None:
         es = config.early_stopping
         if es.enabled:
-            monitor = es.monitor if has_val else es.monitor.removeprefix("val_")
-            if monitor == MC_VAL_LOSS.removeprefix("val_"):
-                monitor = "loss"
-            if monitor == MC_VAL_LOSS and (not config.uses_mc_dropout or validation is None):
+            monitor = es.monitor
+            if monitor == MC_VAL_LOSS and not (has_val and validation is not None
+                                               and config.uses_mc_dropout):
                 monitor = "val_loss"  # without dropout, the MC prediction is the plain one
+            if not has_val:
+                monitor = monitor.removeprefix("val_")
             if monitor == MC_VAL_LOSS:
                 callbacks.append(MCValidationLoss(*validation))  # logs it before it is read
             callbacks.append(keras.callbacks.EarlyStopping(
