@@ -161,14 +161,14 @@ def _prepare(model_or_config, data, seed: int):
     from dnnguide.presets import build_model, resolve_config
     from dnnguide.data import as_dataset
 
-    if isinstance(model_or_config, keras.Model):
-        model = model_or_config
-        if getattr(model, "optimizer", None) is None:
-            raise ConfigError("lr_find needs a compiled model (model.compile(optimizer, loss)) "
-                              "or a preset name / NetworkConfig.")
-        return model, as_dataset(data, seed, None), getattr(model, "dnnguide_config", None)
+    given_model = isinstance(model_or_config, keras.Model)
+    if given_model and getattr(model_or_config, "optimizer", None) is None:
+        raise ConfigError("lr_find needs a compiled model (model.compile(optimizer, loss)) "
+                          "or a preset name / NetworkConfig.")
     data = as_dataset(data, seed, None)
     keras.utils.set_random_seed(seed)  # after loading, as fit does
+    if given_model:
+        return model_or_config, data, getattr(model_or_config, "dnnguide_config", None)
     # A preset is sized for the data as fit() sizes it (dnnguide.data_rules): the sweep must
     # probe the network that will train, not the tables' 100-wide one.
     config = resolve_config(model_or_config, data=data)
@@ -237,7 +237,6 @@ def lr_find(
         check_range("num_steps", num_steps, 5, integer=True)
     if batch_size is not None:
         check_range("batch_size", batch_size, 1, integer=True)
-    keras.utils.set_random_seed(seed)
     model, data, config = _prepare(model_or_config, data, seed)
     batch_size = batch_size or (config.batch_size if isinstance(config, NetworkConfig) else 32)
     n = len(data.x_train)
