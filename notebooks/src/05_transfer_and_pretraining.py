@@ -39,7 +39,7 @@ HEAD_EPOCHS = 2 if QUICK else 20  # task B, reused layers frozen
 
 
 def show(fig):
-    """Embed a figure as a PNG (dnnguide's plotting switches matplotlib to the Agg backend)."""
+    """Embed a figure as a PNG (works under any matplotlib backend)."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
     plt.close(fig)

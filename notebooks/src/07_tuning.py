@@ -43,7 +43,7 @@ pd.set_option("display.width", 200)
 
 
 def show(fig):
-    """Embed a figure as a PNG (dnnguide's plotting switches matplotlib to the Agg backend)."""
+    """Embed a figure as a PNG (works under any matplotlib backend)."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
     plt.close(fig)
