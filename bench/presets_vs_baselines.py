@@ -25,9 +25,10 @@ Usage::
     python bench/presets_vs_baselines.py --table-only results.csv # tables/plot from saved rows
 
 Writes ``<out>/results.csv`` (one row per run, appended as runs finish, so an interrupted run
-keeps its rows and ``--resume`` skips them), ``summary.csv`` (mean and std), ``summary.md`` and
-``presets_vs_baselines.png`` (bars with error bars); ``--benchmarks-md`` also rewrites the
-table between markers in BENCHMARKS.md.
+keeps its rows and ``--resume`` skips them), ``summary.csv`` (mean and std), ``summary.md``,
+``paired.csv`` (each dnnguide contender against each rival, paired by seed, with a win / tie /
+loss verdict at 2 standard errors: :func:`paired`) and ``presets_vs_baselines.png`` (bars with
+error bars); ``--benchmarks-md`` also rewrites the table between markers in BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -256,6 +257,49 @@ def wins(summary, contender: str = "default") -> tuple[int, int, list[str]]:
     return won, total, lost
 
 
+GAIN_SIGN = {"accuracy": 1.0, "nll": -1.0, "ece": -1.0, "rmse": -1.0}  # + = better
+
+
+def paired(frame, contender: str, rivals=RIVALS, z: float = 2.0):
+    """Per cell (data x metric), ``contender`` against each rival on the same seeds (pandas).
+
+    Every contender trains on the same splits per seed, so the difference is paired by seed:
+    ``gain_<rival>`` is the mean improvement over that rival (accuracy up, NLL/ECE/RMSE down)
+    and ``se_<rival>`` its standard error. The verdict reads the means with their noise: "win"
+    when the gain over every rival exceeds ``z`` standard errors, "loss" when some rival is
+    better by more than ``z``, "tie" otherwise. A cell won on the means alone (:func:`wins`)
+    can be a tie here, and so can a lost one.
+    """
+    import pandas as pd
+
+    rows = []
+    for data, part in frame.groupby("data", sort=False):
+        own = part[part.contender == contender].set_index("seed")
+        if own.empty:
+            continue
+        for metric in (["rmse"] if data == "diabetes" else ["accuracy", "nll", "ece"]):
+            row, verdicts = {"data": data, "metric": metric,
+                             "mean": float(own[metric].mean())}, []
+            for rival in rivals:
+                theirs = part[part.contender == rival].set_index("seed")[metric]
+                if theirs.empty:
+                    continue
+                gain = (GAIN_SIGN[metric] * (own[metric] - theirs)).dropna()
+                if len(gain) < len(own.index.intersection(theirs.index)):  # a NaN run loses
+                    mean, se = -np.inf, 0.0
+                else:
+                    mean = float(gain.mean())
+                    se = float(gain.std(ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else np.inf
+                row[f"gain_{rival}"], row[f"se_{rival}"] = mean, se
+                verdicts.append("win" if mean - z * se > 0 else
+                                "loss" if mean + z * se < 0 else "tie")
+            if verdicts:
+                row["verdict"] = ("win" if all(v == "win" for v in verdicts) else
+                                  "loss" if "loss" in verdicts else "tie")
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def onecycle_speed(frame, data: str = "mnist1d"):
     """Per seed: epochs 1cycle needs to reach the default's best validation accuracy.
 
@@ -369,11 +413,19 @@ def main(argv=None) -> int:
     print(table)
     if not args.depth_study:
         plot(summary, out / "presets_vs_baselines.png")
+        paired_rows = []
         for contender in dict.fromkeys(summary.contender):
             if contender not in BASELINES:
                 won, total, lost = wins(summary, contender)
+                verdicts = paired(frame, contender)
+                counts = verdicts["verdict"].value_counts() if len(verdicts) else {}
                 print(f"{contender}: beats {' and '.join(RIVALS)} on {won}/{total} cells; "
-                      f"not on: {', '.join(lost) or 'none'}")
+                      f"not on: {', '.join(lost) or 'none'}. Paired by seed (2 SE): "
+                      + ", ".join(f"{counts.get(v, 0)} {v}" for v in ("win", "tie", "loss")))
+                verdicts.insert(0, "contender", contender)
+                paired_rows.append(verdicts)
+        if paired_rows:
+            pd.concat(paired_rows).to_csv(out / "paired.csv", index=False)
         speed = onecycle_speed(frame)
         if len(speed):
             speed.to_csv(out / "onecycle_speed.csv", index=False)

@@ -1,0 +1,77 @@
+"""The evidence harness's verdicts (bench/presets_vs_baselines.py), on rows made up here.
+
+No training: the harness's tables are what issue 9's note quotes, so the arithmetic that turns
+per-seed rows into win / tie / loss is pinned on small frames with known answers.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+HARNESS = Path(__file__).resolve().parents[1] / "bench" / "presets_vs_baselines.py"
+
+
+@pytest.fixture(scope="module")
+def harness():
+    spec = importlib.util.spec_from_file_location("presets_vs_baselines", HARNESS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _rows(data, contender, values, metric):
+    # The harness's rows carry every metric of their task; the others are equal everywhere.
+    others = {"rmse": 50.0} if data == "diabetes" else {"accuracy": 0.9, "nll": 0.3, "ece": 0.02}
+    return [{"data": data, "contender": contender, "seed": s, **others, metric: v}
+            for s, v in enumerate(values)]
+
+
+def _frame(mine, newcomer, sklearn, metric="accuracy", data="digits"):
+    return pd.DataFrame(_rows(data, "default", mine, metric)
+                        + _rows(data, "keras_newcomer", newcomer, metric)
+                        + _rows(data, "sklearn_mlp", sklearn, metric))
+
+
+def _cell(harness, frame, metric="accuracy"):
+    verdicts = harness.paired(frame, "default")
+    return verdicts[verdicts.metric == metric].iloc[0].to_dict()
+
+
+def test_a_gain_larger_than_two_standard_errors_over_both_rivals_is_a_win(harness):
+    frame = _frame([0.90, 0.91, 0.92], [0.80, 0.82, 0.81], [0.85, 0.86, 0.86])
+    row = _cell(harness, frame)
+    assert row["verdict"] == "win"
+    assert row["gain_keras_newcomer"] == pytest.approx(0.10)
+    assert row["gain_sklearn_mlp"] == pytest.approx(0.91 - 2.57 / 3)
+
+
+def test_a_better_mean_inside_the_noise_is_a_tie_not_a_win(harness):
+    # The mean is higher than both rivals' (a "win" by the means alone), the seeds disagree.
+    frame = _frame([0.95, 0.90, 0.97], [0.92, 0.94, 0.90], [0.93, 0.93, 0.90])
+    row = _cell(harness, frame)
+    assert row["mean"] > 0.92
+    assert row["verdict"] == "tie"
+    summary = harness.summarize(frame)
+    won, _, lost = harness.wins(summary, "default")
+    assert "digits accuracy" not in lost  # the means-only count calls it won
+
+
+def test_lower_is_better_for_losses_and_one_significant_rival_makes_a_loss(harness):
+    frame = _frame([0.20, 0.21, 0.22], [0.10, 0.11, 0.12], [0.30, 0.31, 0.32], metric="nll")
+    row = _cell(harness, frame, "nll")
+    assert row["gain_keras_newcomer"] == pytest.approx(-0.10)
+    assert row["gain_sklearn_mlp"] == pytest.approx(0.10)
+    assert row["verdict"] == "loss"
+
+
+def test_diabetes_is_scored_on_rmse_and_a_diverged_run_loses(harness):
+    frame = _frame([57.0, np.nan, 56.0], [58.0, 58.0, 58.0], [90.0, 91.0, 92.0],
+                   metric="rmse", data="diabetes")
+    row = _cell(harness, frame, "rmse")
+    assert len(harness.paired(frame, "default")) == 1  # diabetes: RMSE only
+    assert row["verdict"] == "loss"
