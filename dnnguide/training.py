@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import platform
+import shutil
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -206,12 +207,14 @@ def fit(
         with scope:
             model = build_model(config, data.input_shape, data.n_outputs, data.task,
                                 adapt_data=adapt, target_stats=stats_for(data))
+    scratch = None
     if run_dir and strategy is not None and not getattr(strategy.extended, "should_checkpoint", True):
         # Multi-worker training: only the chief keeps the run; the others write to a temporary
-        # folder, as the TensorFlow multi-worker guide recommends (no two writers per file).
+        # folder (every worker takes part in saving, but no two may write one file) and delete
+        # it once trained, as the TensorFlow multi-worker guide does.
         import tempfile
 
-        run_dir = tempfile.mkdtemp(prefix="dnnguide-worker-")
+        run_dir = scratch = tempfile.mkdtemp(prefix="dnnguide-worker-")
     check_callbacks_for(model, config, data, callbacks)  # refused before the run folder exists
     transfer = None
     if init_from is not None or freeze_epochs:
@@ -228,8 +231,15 @@ def fit(
     if not run_dir:
         return train(None)
     path = new_run_dir(run_dir, name or (config.name if config else model.name))
-    with lock_run(path):
-        return train(path)
+    try:
+        with lock_run(path):
+            result = train(path)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    if scratch is not None:
+        result.run_dir = None  # a non-chief worker keeps nothing on disk
+    return result
 
 
 class _null_scope:

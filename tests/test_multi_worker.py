@@ -103,7 +103,7 @@ def test_multi_worker_loop_matches_fit_and_drives_callbacks(tmp_path):
     assert logged["val_loss"].tolist() == pytest.approx(history["val_loss"])
 
 
-def _two_workers(args: list[str]) -> list[tuple[int, str, str]]:
+def _two_workers(args: list[str], **env) -> list[tuple[int, str, str]]:
     """Run ``python <args>`` as the two workers of a loopback cluster: (returncode, out, err)."""
     ports = [distribute.free_port(), distribute.free_port()]
     procs = []
@@ -111,7 +111,7 @@ def _two_workers(args: list[str]) -> list[tuple[int, str, str]]:
         tf_config = {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
                      "task": {"type": "worker", "index": index}}
         procs.append(subprocess.Popen(
-            [sys.executable, *args], env=_env(TF_CONFIG=json.dumps(tf_config)),
+            [sys.executable, *args], env=_env(TF_CONFIG=json.dumps(tf_config), **env),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     try:
         outputs = [p.communicate(timeout=300) for p in procs]
@@ -124,17 +124,20 @@ def _two_workers(args: list[str]) -> list[tuple[int, str, str]]:
 
 @pytest.mark.slow
 def test_train_under_tf_config_two_workers_end_with_the_same_weights(tmp_path):
+    (tmp_path / "tmp").mkdir()
     # Keras' own fit fails here (keras#20585); fit() switches to distribute.fit_multi_worker.
     outputs = _two_workers(
         ["-m", "dnnguide.cli", "train", "--strategy", "multi_worker",
          "--data", "digits", "--epochs", "3", "--depth", "2", "--width", "16",
          "--dropout-rate", "0",  # the small-data rule's dropout would slow 3 epochs
-         "--run-dir", str(tmp_path / "runs"), "--verbose", "0"])
+         "--run-dir", str(tmp_path / "runs"), "--verbose", "0"],
+        TMPDIR=str(scratch := tmp_path / "tmp"))
     for returncode, _, err in outputs:
         assert returncode == 0, err[-2000:]
     digests = [line for _, out, _ in outputs for line in out.splitlines() if "weights sha256" in line]
     assert len(digests) == 2 and digests[0] == digests[1]  # bitwise the same weights
     (run,) = (tmp_path / "runs").iterdir()  # only the chief keeps a run
+    assert not list(scratch.glob("dnnguide-worker-*"))  # the other's scratch run is deleted
     history = pd.read_csv(run / "history.csv")
     assert len(history) == 3 and history["loss"].is_monotonic_decreasing
     assert history["val_loss"].iloc[-1] < history["val_loss"].iloc[0]
