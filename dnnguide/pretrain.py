@@ -91,7 +91,6 @@ def build_autoencoder(config, input_shape, *, tied: bool = False, adapt_data=Non
 
     network = build_model(config, input_shape, n_outputs=2, task="classification",
                           adapt_data=adapt_data, compile=False)
-    _unit_scale_for_constant_features(network)
     encoder = reused_body(network, None)
     encoder.name = "encoder"
     dense = [network.get_layer(f"hidden_{i}") for i in range(1, config.depth + 1)]
@@ -106,19 +105,6 @@ def build_autoencoder(config, input_shape, *, tied: bool = False, adapt_data=Non
             x = keras.layers.Dense(sizes[index - 1], activation=activation,
                                    kernel_initializer=config.kernel_initializer, name=name)(x)
     return encoder, keras.Model(encoder.inputs, x, name="autoencoder")
-
-
-def _unit_scale_for_constant_features(model: keras.Model) -> None:
-    """Give features constant in the adapt data a variance of 1, as ``load_dataset`` does.
-
-    Keras's Normalization divides by max(std, 1e-7): a feature that is constant in the
-    unlabelled pool (a blank pixel) but not in later data would be multiplied by 1e7.
-    """
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Normalization) and hasattr(layer, "adapt_variance"):
-            variance = ops.convert_to_numpy(layer.adapt_variance)
-            layer.adapt_variance.assign(np.where(variance == 0, 1.0, variance))
-            layer.finalize_state()
 
 
 def _reconstruction_target(encoder: keras.Model, x: np.ndarray) -> np.ndarray:

@@ -182,6 +182,22 @@ def test_autoencoder_reconstructs_better_than_the_mean():
                                   encoder.predict(data.x_test, verbose=0))
 
 
+def test_autoencoder_passes_features_constant_in_the_pool_through_unscaled():
+    # Raw digits: pixel 0 is blank in every row of the pool. Keras' Normalization would divide
+    # a later non-blank value by 1e-7 there; the encoder sees it centered and unscaled instead.
+    from sklearn.datasets import load_digits
+
+    x = load_digits().data.astype("float32")
+    constant = np.all(x == x[:1], axis=0)
+    assert constant.any()
+    encoder = pretrain_autoencoder("default", x[:200], depth=1, width=8, epochs=1)
+    probe = x[:1].copy()
+    probe[0, constant] = 16.0  # the largest pixel value
+    seen = _reconstruction_target(encoder, probe)
+    np.testing.assert_allclose(seen[0, constant], 16.0)
+    assert np.all(np.isfinite(encoder.predict(probe, verbose=0)))
+
+
 def test_tied_autoencoder_trains_each_encoder_kernel_once(blobs):
     x, _ = blobs
     encoder = pretrain_autoencoder("default", x, depth=2, width=4, epochs=1, tied=True)
