@@ -3,7 +3,8 @@
 The callbacks a configuration implies (:func:`make_callbacks`), and checks that fail before
 the run folder exists rather than mid-epoch: monitored metrics the model does not compute,
 labels out of the model's range, SELU on unscaled inputs, guideline violations (the audit),
-and 1cycle's peak learning rate from the LR finder when none was given.
+1cycle's peak learning rate from the LR finder when none was given, and the data-aware
+learning rate of a preset (the finder's valley when it is below the table's).
 """
 
 from __future__ import annotations
@@ -129,6 +130,24 @@ def onecycle_max_lr(config: NetworkConfig, data: Dataset, seed: int) -> NetworkC
                     rule="minimum", seed=seed, verbose=0)
     keras.utils.set_random_seed(seed)  # the sweep drew numbers; training starts as without it
     return replace(config, schedule=replace(config.schedule, max_lr=float(found.suggestion)))
+
+
+def finder_learning_rate(config: NetworkConfig, data: Dataset, seed: int) -> NetworkConfig:
+    """The table's LR, or the LR finder's valley on this network and data when that is lower.
+
+    The sweep trains a copy of the network for one epoch (at least 200 steps) and is undone;
+    the global generators are seeded again after it, so training starts as it would without.
+    """
+    from dnnguide.data_rules import DATA_TABLE
+    from dnnguide.lr_finder import lr_find
+
+    found = lr_find(replace(config, schedule=replace(config.schedule, name="constant")), data,
+                    rule=DATA_TABLE["learning_rate"][0]["rule"], seed=seed, verbose=0)
+    keras.utils.set_random_seed(seed)
+    valley = float(f"{found.suggestion:.2g}")  # two digits: the sweep is not finer than that
+    if not valley < config.optimizer.learning_rate:
+        return config
+    return replace(config, optimizer=replace(config.optimizer, learning_rate=valley))
 
 
 def check_model_outputs(model: keras.Model, data: Dataset) -> None:

@@ -309,6 +309,10 @@ def _apply_data_rules(fields: dict, reasons: dict, profile: DataProfile, *, use_
         fields["optimizer"] = dataclasses.replace(
             fields["optimizer"], **data_rules.DATA_TABLE["regression"][0])
         reasons["optimizer"] += " " + data_rules.reason("regression")
+    lr_rule, opt = data_rules.DATA_TABLE["learning_rate"][0], fields["optimizer"]
+    if opt.name in lr_rule["optimizers"] and fields["schedule"].name in lr_rule["schedules"]:
+        reasons["optimizer.learning_rate"] = data_rules.reason(
+            "learning_rate", table=opt.learning_rate, n_train=profile.n_train)
     if fields.get("normalization", "none") != "none":
         batch_size = NetworkConfig.batch_size  # the tables' batch size
         momentum = data_rules.choose_batch_norm_momentum(profile, batch_size)

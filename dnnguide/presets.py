@@ -24,6 +24,7 @@ import numpy as np
 from dnnguide.config import (
     ConfigError, NetworkConfig, TASKS, check_choice, check_range, nested_overrides,
 )
+from dnnguide.data_rules import finder_applies
 from dnnguide.guidelines import (
     DECOUPLED_DECAY_OPTIMIZERS, ONECYCLE_TABLE, Recommendation, place_dropout, recommend,
 )
@@ -119,6 +120,8 @@ def recommend_preset(name: str, data=None, **overrides) -> Recommendation:
     config = nested_overrides(rec.config,
                               **_follow_optimizer_override(rec.config, overrides, reasons))
     config = onecycle_policy(config, overrides, reasons)
+    if not finder_applies(name, config, overrides):  # the user's LR or optimizer, or 1cycle
+        reasons.pop("optimizer.learning_rate", None)
     if not {"dropout_layers", "regularization.dropout_layers", "regularization"} & set(overrides):
         config = place_dropout(config, reasons)  # an override may have added batch norm
     return Recommendation(config, reasons, {"preset": name, **rec.situation})

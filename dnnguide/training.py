@@ -22,6 +22,7 @@ import keras
 import numpy as np
 
 from dnnguide import checkpoint as ckpt
+from dnnguide import data_rules
 from dnnguide.config import ConfigError, NetworkConfig, check_range
 from dnnguide.data import Dataset, as_dataset, validate_dataset
 from dnnguide.fit_results import (
@@ -29,7 +30,7 @@ from dnnguide.fit_results import (
 )
 from dnnguide.fit_setup import (  # noqa: F401 - InputScaleWarning, make_callbacks: public here
     InputScaleWarning, audit_before_training, check_callbacks_for, check_input_scale,
-    check_model_outputs, make_callbacks, onecycle_max_lr,
+    check_model_outputs, finder_learning_rate, make_callbacks, onecycle_max_lr,
 )
 from dnnguide.learning_curves import learning_curves_figure, plot_learning_curves  # noqa: F401
 from dnnguide.presets import build_model, resolve_config
@@ -198,6 +199,8 @@ def fit(
             per_step = batch_size * (strategy.num_replicas_in_sync if multi else 1)
             steps = training_steps(len(data.x_train), per_step, epochs)
             config = replace(config, schedule=replace(config.schedule, total_steps=steps))
+        elif data_rules.finder_applies(config_or_model, config, overrides):
+            config = finder_learning_rate(config, data, seed)  # dnnguide.data_rules
         check_input_scale(config, data)
         from dnnguide.compress.finalize import check_requirements  # before any training
 

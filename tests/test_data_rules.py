@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import dnnguide
@@ -167,3 +168,42 @@ def test_dropout_placement_follows_a_batch_norm_override_and_yields_to_an_explic
 def test_dropout_layers_must_be_a_positive_count():
     with pytest.raises(ValueError, match="dropout_layers"):
         get_preset("default", dropout_layers=0)
+
+
+# --------------------------------------------------------------------------- learning rate
+def test_the_lr_rule_covers_presets_by_name_with_the_tables_adam_family_lr_only():
+    from dnnguide.data_rules import finder_applies
+
+    def applies(preset="default", **overrides):
+        config = get_preset(preset, data=MNIST1D, **overrides) if isinstance(preset, str) else preset
+        return finder_applies(preset, config, overrides)
+
+    assert applies() and applies("risk_sensitive") and applies("low_latency")
+    assert applies(optimizer="adam")  # a name only: the LR is still the table's
+    assert not applies(learning_rate=3e-3) and not applies(**{"optimizer.learning_rate": 3e-3})
+    assert not applies("self_normalizing")  # Nesterov: not measured
+    assert not applies(schedule="onecycle")  # 1cycle's max_lr has its own finder rule
+    assert not applies(get_preset("default", data=MNIST1D))  # a config is the user's choice
+    reasons = recommend_preset("default", data=MNIST1D).reasons
+    assert "3,600 rows" in reasons["optimizer.learning_rate"]
+    assert "optimizer.learning_rate" not in recommend_preset(
+        "default", data=MNIST1D, learning_rate=3e-3).reasons
+
+
+def test_fit_lowers_the_lr_to_the_finders_valley_and_trains_as_if_it_had_been_given():
+    data = dnnguide.load_dataset("digits", seed=0)  # valley ~5e-4, below the table's 1e-3
+    found = dnnguide.fit("default", data, run_dir=None, epochs=1, verbose=0)
+    lr = found.config.optimizer.learning_rate
+    assert 1e-4 < lr < 1e-3
+    given = dnnguide.fit("default", data, run_dir=None, epochs=1, verbose=0, learning_rate=lr)
+    assert given.config == found.config  # the user's value is used as is, with no sweep
+    for a, b in zip(found.model.get_weights(), given.model.get_weights()):
+        np.testing.assert_array_equal(a, b)  # the sweep left no trace on training
+
+
+def test_the_lr_rule_never_raises_the_tables_lr():
+    from dnnguide.fit_setup import finder_learning_rate
+
+    data = dnnguide.load_dataset("digits", seed=0)
+    config = get_preset("default", data=data, learning_rate=1e-5)  # far below any valley
+    assert finder_learning_rate(config, data, seed=0) == config
