@@ -133,7 +133,9 @@ def onecycle_max_lr(config: NetworkConfig, data: Dataset, seed: int) -> NetworkC
 
 
 def finder_learning_rate(config: NetworkConfig, data: Dataset, seed: int) -> NetworkConfig:
-    """The table's LR, or the LR finder's valley on this network and data when that is lower.
+    """The table's LR, or the LR finder's valley on this network and data when that is at
+    least ``factor`` (2) times lower (``DATA_TABLE["learning_rate"]``: one sweep's valley varies
+    2-4x between seeds, so a smaller gap is noise).
 
     The sweep trains a copy of the network for one epoch (at least 200 steps) and is undone;
     the global generators are seeded again after it, so training starts as it would without.
@@ -141,12 +143,13 @@ def finder_learning_rate(config: NetworkConfig, data: Dataset, seed: int) -> Net
     from dnnguide.data_rules import DATA_TABLE
     from dnnguide.lr_finder import lr_find
 
+    rule = DATA_TABLE["learning_rate"][0]
     found = lr_find(replace(config, schedule=replace(config.schedule, name="constant")), data,
-                    rule=DATA_TABLE["learning_rate"][0]["rule"], seed=seed, verbose=0)
+                    rule=rule["rule"], seed=seed, verbose=0)
     keras.utils.set_random_seed(seed)
-    valley = float(f"{found.suggestion:.2g}")  # two digits: the sweep is not finer than that
-    if not valley < config.optimizer.learning_rate:
+    if not found.suggestion * rule["factor"] <= config.optimizer.learning_rate:
         return config
+    valley = float(f"{found.suggestion:.2g}")  # two digits: the sweep is not finer than that
     return replace(config, optimizer=replace(config.optimizer, learning_rate=valley))
 
 
