@@ -175,7 +175,8 @@ def test_the_lr_rule_covers_presets_by_name_with_the_tables_adam_family_lr_only(
     from dnnguide.data_rules import finder_applies
 
     def applies(preset="default", **overrides):
-        config = get_preset(preset, data=MNIST1D, **overrides) if isinstance(preset, str) else preset
+        config = (get_preset(preset, data=MNIST1D, **overrides) if isinstance(preset, str)
+                  else preset)
         return finder_applies(preset, config, overrides)
 
     assert applies() and applies("risk_sensitive") and applies("low_latency")

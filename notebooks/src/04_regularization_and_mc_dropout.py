@@ -65,7 +65,8 @@ print(f"dnnguide {dnnguide.__version__}; {'quick' if QUICK else 'full'} mode; da
 # regularization switched off, then each regularizer alone, the preset as the data-aware rules
 # make it (dropout and weight decay together), and the self-normalizing preset with AlphaDropout
 # at rate 0.1. Max-norm and L1/L2 are refused on a SELU network, standard dropout too: they
-# break self-normalization.
+# break self-normalization. Each run's learning rate comes from the data-aware rule (the LR
+# finder's valley when it is at least 2x below the table's 1e-3): the `learning_rate` column.
 
 # %%
 off = {"dropout_rate": 0.0, "weight_decay": 0.0}
@@ -88,6 +89,7 @@ table = pd.DataFrame([{
     "setup": label, "dropout": f"{r.config.regularization.dropout_kind} "
                                f"{r.config.regularization.dropout_rate:g}",
     "weight_decay": r.config.optimizer.weight_decay, "max_norm": r.config.regularization.max_norm,
+    "learning_rate": r.config.optimizer.learning_rate,
     "early_stopping": r.config.early_stopping.enabled, "epochs": r.metrics["epochs_trained"],
     "best_val_loss": r.history["val_loss"].min(),
     "train-val gap at best": (r.history["val_loss"] - r.history["loss"])[
@@ -210,16 +212,17 @@ shift.round(3)
 # %% [markdown]
 # ## What we saw
 #
-# - Without dropout the network memorized MNIST-1D's training rows within a few dozen epochs
-#   (training loss near zero) while its validation loss stopped improving after a few epochs.
+# - Without dropout the network memorized MNIST-1D's training rows (training loss under 0.1
+#   after 60 epochs, against a best validation loss above 1) while its validation loss stopped
+#   improving after a few epochs.
 # - Early stopping ended those runs and restored the weights of the epoch with the lowest
 #   validation loss. Here that epoch was not the one with the best accuracy: the run left to
 #   train on for the whole budget reached a higher test accuracy. The validation loss also
 #   grows with overconfidence, not only with errors.
 # - Dropout, alone or with the preset's weight decay, gave by far the lowest validation loss and
-#   the best test accuracy; weight decay (0.01) and max-norm (1) alone changed the best
-#   validation loss by little. The self-normalizing network with AlphaDropout did worst here,
-#   as in notebook 1.
+#   the best test accuracy; weight decay (0.01) alone changed the best validation loss by
+#   little, and max-norm (1) alone lowered it by far less than dropout did. The self-normalizing
+#   network with AlphaDropout did worst here, as in notebook 1.
 # - MC dropout's mean prediction was better calibrated (lower ECE) than the plain prediction,
 #   temperature scaling lowered the ECE of both, and the calibrated MC prediction was the best
 #   calibrated of the four.
@@ -240,17 +243,18 @@ print("test accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in accuracy.items())
 print("NLL / ECE: " + ", ".join(f"{k} {r.nll:.3f} / {r.ece:.3f}" for k, r in scores.iterrows()))
 print("MC entropy: " + ", ".join(f"{k} {v:.3f}" for k, v in shift["MC entropy"].items()))
 none = regularized["none (no early stopping)"].history
-claim("without dropout the training loss fell below 0.01 while the validation loss was lowest "
-      "within the first 15 epochs",
-      none["loss"].iloc[-1] < 0.01 and none["val_loss"].idxmin() < 15)
+claim("without dropout the training loss fell below 0.1, the best validation loss stayed above 1 "
+      "and was reached within the first 15 epochs",
+      none["loss"].iloc[-1] < 0.1 and none["val_loss"].min() > 1 and none["val_loss"].idxmin() < 15)
 claim("the early-stopped run's test accuracy was below that of the run trained on",
       accuracy["early stopping"] < accuracy["none (no early stopping)"])
 dropout = ["dropout 0.2", "preset: dropout + weight decay"]
 claim("a setup with dropout had the lowest best validation loss and the best test accuracy",
       best.idxmin() in dropout and accuracy.idxmax() in dropout)
-claim("weight decay alone and max-norm alone changed the best validation loss by under 5%",
-      all(abs(best[k] / best["early stopping"] - 1) < 0.05
-          for k in ("weight decay 0.01", "max-norm 1")))
+claim("weight decay alone changed the best validation loss by under 5%; max-norm alone lowered "
+      "it, by less than dropout",
+      abs(best["weight decay 0.01"] / best["early stopping"] - 1) < 0.05
+      and best["dropout 0.2"] < best["max-norm 1"] < best["early stopping"])
 claim("the SELU network with AlphaDropout had the lowest test accuracy",
       accuracy.idxmin() == "SELU + AlphaDropout")
 claim("MC dropout's ECE was lower than the plain prediction's",
