@@ -4,7 +4,7 @@ The callbacks a configuration implies (:func:`make_callbacks`), and checks that 
 the run folder exists rather than mid-epoch: monitored metrics the model does not compute,
 labels out of the model's range, SELU on unscaled inputs, guideline violations (the audit),
 1cycle's peak learning rate from the LR finder when none was given, and the data-aware
-learning rate of a preset (the finder's valley when it is below the table's).
+learning rate of a preset (the finder's valley when it is at least 2x below the table's).
 """
 
 from __future__ import annotations

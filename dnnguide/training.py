@@ -199,12 +199,12 @@ def fit(
             per_step = batch_size * (strategy.num_replicas_in_sync if multi else 1)
             steps = training_steps(len(data.x_train), per_step, epochs)
             config = replace(config, schedule=replace(config.schedule, total_steps=steps))
-        elif data_rules.finder_applies(config_or_model, config, overrides):
-            config = finder_learning_rate(config, data, seed)  # dnnguide.data_rules
         check_input_scale(config, data)
         from dnnguide.compress.finalize import check_requirements  # before any training
 
         check_requirements(config)
+        if data_rules.finder_applies(config_or_model, config, overrides):
+            config = finder_learning_rate(config, data, seed)  # a sweep: after the checks
         adapt = data.x_train if (config.standardize_inputs and not data.standardized) else None
         scope = strategy.scope() if strategy is not None else _null_scope()
         with scope:
