@@ -118,38 +118,42 @@ def check_callbacks_for(model, config, data: Dataset, callbacks) -> None:
             check_choice("monitor", callback.monitor, valid)
 
 
+def _finder_suggestion(config: NetworkConfig, data: Dataset, seed: int, rule: str) -> float:
+    """The LR finder's ``rule`` suggestion on this config and data, for a run about to start.
+
+    The sweep trains a copy of the network for one epoch (at least 200 steps, the schedule
+    replaced by the sweep's own) and is undone; the global generators are seeded again after
+    it, so training starts as it would without the sweep.
+    """
+    from dnnguide.lr_finder import lr_find
+
+    found = lr_find(config, data, rule=rule, seed=seed, verbose=0)
+    keras.utils.set_random_seed(seed)
+    return float(found.suggestion)
+
+
 def onecycle_max_lr(config: NetworkConfig, data: Dataset, seed: int) -> NetworkConfig:
     """1cycle's peak LR from the LR finder on this config and data (``minimum`` rule).
 
     The finder's ``valley`` rule is too cautious for a peak (mnist1d: 1cycle lost to a
     constant LR with it); a tenth of the LR at the loss minimum is Smith's advice.
     """
-    from dnnguide.lr_finder import lr_find
-
-    found = lr_find(replace(config, schedule=replace(config.schedule, name="constant")), data,
-                    rule="minimum", seed=seed, verbose=0)
-    keras.utils.set_random_seed(seed)  # the sweep drew numbers; training starts as without it
-    return replace(config, schedule=replace(config.schedule, max_lr=float(found.suggestion)))
+    max_lr = _finder_suggestion(config, data, seed, "minimum")
+    return replace(config, schedule=replace(config.schedule, max_lr=max_lr))
 
 
 def finder_learning_rate(config: NetworkConfig, data: Dataset, seed: int) -> NetworkConfig:
     """The table's LR, or the LR finder's valley on this network and data when that is at
     least ``factor`` (2) times lower (``DATA_TABLE["learning_rate"]``: one sweep's valley varies
     2-4x between seeds, so a smaller gap is noise).
-
-    The sweep trains a copy of the network for one epoch (at least 200 steps) and is undone;
-    the global generators are seeded again after it, so training starts as it would without.
     """
     from dnnguide.data_rules import DATA_TABLE
-    from dnnguide.lr_finder import lr_find
 
     rule = DATA_TABLE["learning_rate"][0]
-    found = lr_find(replace(config, schedule=replace(config.schedule, name="constant")), data,
-                    rule=rule["rule"], seed=seed, verbose=0)
-    keras.utils.set_random_seed(seed)
-    if not found.suggestion * rule["factor"] <= config.optimizer.learning_rate:
+    found = _finder_suggestion(config, data, seed, rule["rule"])
+    if not found * rule["factor"] <= config.optimizer.learning_rate:
         return config
-    valley = float(f"{found.suggestion:.2g}")  # two digits: the sweep is not finer than that
+    valley = float(f"{found:.2g}")  # two digits: the sweep is not finer than that
     return replace(config, optimizer=replace(config.optimizer, learning_rate=valley))
 
 
