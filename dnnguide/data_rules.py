@@ -151,18 +151,23 @@ def choose_batch_norm_momentum(profile: DataProfile, batch_size: int) -> float:
 LEARNING_RATE_KEYS = frozenset({"learning_rate", "optimizer.learning_rate"})
 
 
+def finder_covers(optimizer: str, schedule: str) -> bool:
+    """Whether the LR rule was measured with this optimizer and schedule (by name)."""
+    rule = DATA_TABLE["learning_rate"][0]
+    return optimizer in rule["optimizers"] and schedule in rule["schedules"]
+
+
 def finder_applies(preset_or_config, config, overrides: dict) -> bool:
     """Whether the LR rule (``DATA_TABLE["learning_rate"]``) sets the LR of ``config``'s run.
 
     Only for a preset trained by name, whose LR comes from the tables (a NetworkConfig, a
     ``learning_rate`` or a whole ``optimizer`` override is the user's choice), and only with
-    the optimizers and schedules the rule was measured with.
+    the optimizers and schedules the rule was measured with (:func:`finder_covers`).
     """
-    rule = DATA_TABLE["learning_rate"][0]
     if set(overrides) & LEARNING_RATE_KEYS or not isinstance(overrides.get("optimizer", ""), str):
         return False
-    return (isinstance(preset_or_config, str) and config.optimizer.name in rule["optimizers"]
-            and config.schedule.name in rule["schedules"])
+    return (isinstance(preset_or_config, str)
+            and finder_covers(config.optimizer.name, config.schedule.name))
 
 
 def reason(rule: str, **facts) -> str:

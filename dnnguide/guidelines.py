@@ -309,8 +309,8 @@ def _apply_data_rules(fields: dict, reasons: dict, profile: DataProfile, *, use_
         fields["optimizer"] = dataclasses.replace(
             fields["optimizer"], **data_rules.DATA_TABLE["regression"][0])
         reasons["optimizer"] += " " + data_rules.reason("regression")
-    lr_rule, opt = data_rules.DATA_TABLE["learning_rate"][0], fields["optimizer"]
-    if opt.name in lr_rule["optimizers"] and fields["schedule"].name in lr_rule["schedules"]:
+    opt = fields["optimizer"]
+    if data_rules.finder_covers(opt.name, fields["schedule"].name):
         reasons["optimizer.learning_rate"] = data_rules.reason(
             "learning_rate", table=opt.learning_rate, n_train=profile.n_train)
     if fields.get("normalization", "none") != "none":
