@@ -118,6 +118,27 @@ def check_callbacks_for(model, config, data: Dataset, callbacks) -> None:
             check_choice("monitor", callback.monitor, valid)
 
 
+def check_callbacks_before_sweep(config: NetworkConfig, data: Dataset, callbacks,
+                                 seed: int) -> None:
+    """:func:`check_callbacks_for` before an LR sweep, which trains for an epoch first.
+
+    The check reads a compiled model (its optimizer and metric names), so it runs on a
+    throwaway build of ``config`` (the table's LR standing in for 1cycle's peak, which the
+    sweep has yet to find); the generators are seeded again, so the run's own model starts
+    from the weights it would have had without this build.
+    """
+    from dnnguide.presets import build_model
+    from dnnguide.targets import stats_for
+
+    if config.schedule.name == "onecycle" and config.schedule.max_lr is None:
+        config = replace(config, schedule=replace(config.schedule,
+                                                  max_lr=config.optimizer.learning_rate))
+    model = build_model(config, data.input_shape, data.n_outputs, data.task,
+                        target_stats=stats_for(data))
+    check_callbacks_for(model, config, data, callbacks)
+    keras.utils.set_random_seed(seed)
+
+
 def _finder_suggestion(config: NetworkConfig, data: Dataset, seed: int, rule: str) -> float:
     """The LR finder's ``rule`` suggestion on this config and data, for a run about to start.
 

@@ -29,7 +29,8 @@ from dnnguide.fit_results import (
     calibrate_mc, final_metrics, history_frame, mark_status, weights_epoch,
 )
 from dnnguide.fit_setup import (  # noqa: F401 - InputScaleWarning, make_callbacks: public here
-    InputScaleWarning, audit_before_training, check_callbacks_for, check_input_scale,
+    InputScaleWarning, audit_before_training, check_callbacks_before_sweep,
+    check_callbacks_for, check_input_scale,
     check_model_outputs, finder_learning_rate, make_callbacks, onecycle_max_lr,
 )
 from dnnguide.learning_curves import learning_curves_figure, plot_learning_curves  # noqa: F401
@@ -191,9 +192,6 @@ def fit(
         if config.schedule.name == "onecycle":
             from dnnguide.schedules import training_steps
 
-            if config.schedule.max_lr is None:
-                config = onecycle_max_lr(config, data, seed)
-
             # Multi-worker training takes batch_size per replica each step (a global batch).
             multi = strategy is not None and "MultiWorker" in type(strategy).__name__
             per_step = batch_size * (strategy.num_replicas_in_sync if multi else 1)
@@ -203,8 +201,14 @@ def fit(
         from dnnguide.compress.finalize import check_requirements  # before any training
 
         check_requirements(config)
-        if data_rules.finder_applies(config_or_model, config, overrides):
-            config = finder_learning_rate(config, data, seed)  # a sweep: after the checks
+        onecycle_sweep = config.schedule.name == "onecycle" and config.schedule.max_lr is None
+        lr_sweep = data_rules.finder_applies(config_or_model, config, overrides)
+        if callbacks and (onecycle_sweep or lr_sweep):  # a sweep trains: refuse them first
+            check_callbacks_before_sweep(config, data, callbacks, seed)
+        if onecycle_sweep:
+            config = onecycle_max_lr(config, data, seed)
+        elif lr_sweep:
+            config = finder_learning_rate(config, data, seed)
         adapt = data.x_train if (config.standardize_inputs and not data.standardized) else None
         scope = strategy.scope() if strategy is not None else _null_scope()
         with scope:

@@ -217,3 +217,32 @@ def test_a_valley_less_than_twice_below_the_table_is_noise_and_keeps_the_tables_
     data = dnnguide.load_dataset("breast_cancer", seed=1)  # valley 8.7e-4: within the noise
     config = get_preset("default", data=data)
     assert finder_learning_rate(config, data, seed=1) == config
+
+
+@pytest.mark.parametrize("schedule", ["performance", "onecycle"])
+def test_a_bad_callback_is_refused_before_any_lr_sweep_trains(monkeypatch, tmp_path, schedule):
+    import keras
+
+    import dnnguide.lr_finder
+
+    def sweep(*args, **kwargs):
+        raise AssertionError("the LR finder swept before the bad callback was refused")
+
+    monkeypatch.setattr(dnnguide.lr_finder, "lr_find", sweep)
+    data = dnnguide.load_dataset("digits", seed=2)  # the LR rule sweeps this default preset
+    with pytest.raises(dnnguide.ConfigError, match="val_acc"):
+        dnnguide.fit("default", data, run_dir=tmp_path, epochs=1, verbose=0, schedule=schedule,
+                     callbacks=[keras.callbacks.EarlyStopping(monitor="val_acc")])
+    assert not list(tmp_path.iterdir())  # no run folder either
+
+
+def test_checking_callbacks_before_the_sweep_leaves_training_unchanged():
+    import keras
+
+    data = dnnguide.load_dataset("digits", seed=2)
+    runs = [dnnguide.fit("default", data, run_dir=None, epochs=1, verbose=0, seed=2,
+                         callbacks=callbacks)
+            for callbacks in ([], [keras.callbacks.TerminateOnNaN()])]
+    assert runs[0].config == runs[1].config
+    for a, b in zip(runs[0].model.get_weights(), runs[1].model.get_weights()):
+        np.testing.assert_array_equal(a, b)
