@@ -73,7 +73,8 @@ DATA_TABLE: dict[str, tuple[dict[str, Any], str]] = {
         {"rule": "valley", "factor": 2.0, "optimizers": ("adam", "adamw"),
          "schedules": ("performance", "constant")},
         "{table:g} from the table unless the LR finder, swept over this network and these "
-        "{n_train:,} rows when training starts, finds its {rule} at least {factor:g}x lower: "
+        "{n_train:,} rows when fit() trains the preset by name, finds its {rule} at least "
+        "{factor:g}x lower: "
         "then the valley. Such a valley means the table's LR is past where the loss still "
         "falls steadily on this data (digits, valley 2.4-5e-4: test accuracy 0.967 -> 0.970, NLL "
         "0.18 -> 0.14 over 20 seeds). A smaller gap is no evidence: one sweep's valley varies "
@@ -81,7 +82,7 @@ DATA_TABLE: dict[str, tuple[dict[str, Any], str]] = {
         "2.8 points). It never raises the LR: Keras scales AdamW's decoupled weight decay by "
         "the LR, so a higher one would strengthen the decay the small-data rule sized at the "
         "table's (mnist1d, valley 1.8e-3 used as is: NLL 0.68 -> 0.72). A learning rate you "
-        "give is used as is.",
+        "give, or a config you pass to fit(), is used as is.",
     ),
     "batch_norm_momentum": (
         {"epoch_fraction": 0.25, "min": 0.9, "max": 0.99},
