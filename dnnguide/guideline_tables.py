@@ -161,7 +161,11 @@ COMMON_TABLE: dict[str, str] = {
     "with batch norm, and shortened by the data-aware rule when an epoch is short.",
     "architecture": "A plain sequential stack of Dense layers, the setting both tables assume.",
     "standardize_inputs": "Gradient descent converges faster on features with mean 0 and std 1; "
-    "the statistics come from the training split only.",
+    "the statistics come from the training split only. A sparse or heavy-tailed feature is "
+    "scaled so that no training value lies beyond 5 instead: standardized, digits' "
+    "rarely-inked pixels reach 20-36 std and the net extrapolates from the few rows that "
+    "have them into confident mistakes (20 seeds: test accuracy 0.970 -> 0.978, NLL 0.144 "
+    "-> 0.093).",
     "standardize_target": "Regression targets are standardized for training (training-split "
     "statistics) and mapped back inside the model: raw targets such as diabetes' (mean 152, std "
     "77) make MSE gradients thousands of times larger and diverge SGD-family optimizers, while "

@@ -75,3 +75,14 @@ def test_diabetes_is_scored_on_rmse_and_a_diverged_run_loses(harness):
     row = _cell(harness, frame, "rmse")
     assert len(harness.paired(frame, "default")) == 1  # diabetes: RMSE only
     assert row["verdict"] == "loss"
+
+
+def test_baselines_get_the_split_scaled_as_a_user_would(harness):
+    import dnnguide
+
+    ours, user = dnnguide.load_dataset("digits", seed=1), harness.user_scaled("digits", 1)
+    np.testing.assert_array_equal(ours.y_test, user.y_test)  # the same split
+    np.testing.assert_allclose(user.x_train.mean(0), 0, atol=1e-5)
+    spread = user.x_train.std(0)
+    np.testing.assert_allclose(spread[spread > 0], 1, atol=1e-4)  # plain StandardScaler
+    assert np.abs(user.x_train).max() > 20 > 5 >= np.abs(ours.x_train).max() - 1e-4

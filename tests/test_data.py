@@ -276,3 +276,35 @@ def test_standardization_statistics_are_recorded(tmp_path):
     assert prep["columns"] == ["alcohol", "ash", "hue", "magnesium", "color", "proline"]
     again = from_spec(ds.spec)  # the recorded statistics do not disturb reloading
     np.testing.assert_array_equal(again.x_val, ds.x_val)
+
+
+def test_standardization_caps_the_reach_of_sparse_features_and_keeps_gaussian_ones():
+    from dnnguide.data import MAX_Z, standardization
+
+    rng = np.random.default_rng(0)
+    x = np.zeros((1000, 3), "float32")
+    x[:, 0] = rng.normal(3.0, 2.0, 1000)  # Gaussian: reaches ~3.3 std, keeps its std
+    x[:5, 1] = 7.0  # sparse: 5 rows of 1000 would sit 14 std out
+    mean, scale = standardization(x)
+    z = (x - mean) / scale
+    assert scale[0] == pytest.approx(x[:, 0].std(), rel=1e-5)
+    assert np.abs(z[:, 1]).max() == pytest.approx(MAX_Z, rel=1e-5)  # was 14.1 std
+    assert np.abs(x[:, 1] - x[:, 1].mean()).max() / x[:, 1].std() > 14
+    assert scale[2] == 1.0 and np.all(z[:, 2] == 0)  # constant: centred, unscaled
+    assert z[5, 1] < 0 < z[0, 1]  # order kept, unlike clipping
+
+
+def test_the_loader_and_the_models_own_layer_scale_digits_alike():
+    import dnnguide
+    from sklearn.datasets import load_digits
+
+    from dnnguide.data import MAX_Z, from_arrays
+
+    data = load_dataset("digits", seed=0)
+    assert np.abs(data.x_train).max() == pytest.approx(MAX_Z, rel=1e-5)  # plain std: 35.9
+    assert np.abs(data.x_test).max() < 11  # plain std: 53.6
+    x, y = load_digits(return_X_y=True)
+    raw = from_arrays(x.astype("float32"), y, seed=0)  # the same split, unscaled
+    model = dnnguide.build_model("default", (64,), 10, depth=1, width=8, adapt_data=raw.x_train)
+    np.testing.assert_allclose(np.asarray(model.get_layer("standardize")(raw.x_test)),
+                               data.x_test, atol=1e-5)

@@ -67,8 +67,19 @@ def no_stopping_no_schedule(ctx: Context) -> list[Finding]:
 
 
 # --------------------------------------------------------------------------- data
-def _far(mean, std) -> bool:
-    std = std[std > 0]  # constant features carry nothing to scale
+def _far(mean, std, reach=None) -> bool:
+    """Whether features (or targets) are far from standardized.
+
+    With ``reach`` (each feature's largest deviation from its mean), a feature whose std is
+    low because its reach was scaled to :data:`~dnnguide.data.MAX_Z` counts as standardized:
+    it is a sparse or heavy-tailed one as :func:`dnnguide.load_dataset` scales it.
+    """
+    from dnnguide.data import MAX_Z
+
+    keep = std > 0  # constant features carry nothing to scale
+    if reach is not None:
+        keep &= ~((std < STD_RANGE[0]) & (np.abs(reach - MAX_Z) <= 1e-3 * MAX_Z))
+    std = std[keep]
     return bool(np.abs(mean).max() > MAX_ABS_MEAN
                 or (std.size and (std.min() < STD_RANGE[0] or std.max() > STD_RANGE[1])))
 
@@ -98,8 +109,9 @@ def inputs_not_standardized(ctx: Context) -> list[Finding]:
         succ = view.successors(current)
         current = succ[0] if len(succ) == 1 else None
     mean, std = x.mean(0) * scale + offset, x.std(0) * np.abs(scale)
-    mean, std = np.broadcast_to(mean, x.shape[1:]), np.broadcast_to(std, x.shape[1:])
-    if not _far(mean, std):
+    reach = np.abs(x - x.mean(0)).max(0) * np.abs(scale)
+    mean, std, reach = (np.broadcast_to(a, x.shape[1:]) for a in (mean, std, reach))
+    if not _far(mean, std, reach):
         return []
     selu = f" {reason('selu.inputs')}" if ctx.selu else ""
     kept = std[std > 0]

@@ -29,10 +29,11 @@ from dnnguide.data.dataset import (
     validate_dataset,
 )
 from dnnguide.data.loading import as_dataset, from_arrays, from_spec, load_dataset
+from dnnguide.data.scaling import MAX_Z, standardization
 
 __all__ = [
-    "EMBEDDED", "LOCAL", "MAX_INFERRED_CLASSES", "MAX_INFERRED_CLASSES_FLOAT", "MIN_ROWS",
-    "MIN_ROWS_PER_CLASS", "DataError", "Dataset", "as_dataset", "check_split_sizes", "data_home",
-    "from_arrays", "from_spec", "infer_task", "load_dataset", "validate_arrays",
-    "validate_dataset",
+    "EMBEDDED", "LOCAL", "MAX_INFERRED_CLASSES", "MAX_INFERRED_CLASSES_FLOAT", "MAX_Z",
+    "MIN_ROWS", "MIN_ROWS_PER_CLASS", "DataError", "Dataset", "as_dataset", "check_split_sizes",
+    "data_home", "from_arrays", "from_spec", "infer_task", "load_dataset", "standardization",
+    "validate_arrays", "validate_dataset",
 ]

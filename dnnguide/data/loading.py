@@ -24,6 +24,7 @@ from dnnguide.data.builtin import EMBEDDED, LOADERS, LOCAL
 from dnnguide.data.dataset import (
     DataError, Dataset, check_split_sizes, infer_task, validate_arrays,
 )
+from dnnguide.data.scaling import standardization
 
 
 def load_dataset(
@@ -43,7 +44,9 @@ def load_dataset(
         name: one of ``digits``, ``breast_cancer``, ``diabetes``, ``mnist1d``,
             ``fashion_mnist``, ``cifar10``, or a path to a ``.csv`` file.
         seed: seed of the (stratified for classification) splits.
-        standardize: scale features to mean 0 / std 1 with statistics of the training split only.
+        standardize: scale features to mean 0 / std 1 with statistics of the training split
+            only; a sparse or heavy-tailed feature is scaled so no training value lies beyond
+            5 (:func:`dnnguide.data.scaling.standardization`).
         test_fraction: test share when the source has no test split.
         val_fraction: validation share taken from the training split.
         target: the target column (CSV only).
@@ -96,9 +99,8 @@ def load_dataset(
     else:
         n_outputs = 1 if task == "binary" else int(max(y_train.max(), y_test.max())) + 1
     if standardize:
-        mean = x_train.mean(axis=0)
-        std = x_train.std(axis=0)
-        std[std == 0] = 1.0  # constant features (digits' blank pixels) stay 0
+        # Sparse or heavy-tailed features reach at most MAX_Z (dnnguide.data.scaling).
+        mean, std = standardization(x_train)
         x_train, x_val, x_test = ((a - mean) / std for a in (x_train, x_val, x_test))
         # Recorded so new inputs can be scaled exactly as these were (dnnguide.load_run).
         preprocessing.update(mean=mean.tolist(), std=std.tolist())
