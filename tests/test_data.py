@@ -308,3 +308,19 @@ def test_the_loader_and_the_models_own_layer_scale_digits_alike():
     model = dnnguide.build_model("default", (64,), 10, depth=1, width=8, adapt_data=raw.x_train)
     np.testing.assert_allclose(np.asarray(model.get_layer("standardize")(raw.x_test)),
                                data.x_test, atol=1e-5)
+
+
+def test_a_recorded_spec_reloads_with_its_own_scaling_even_after_the_rule_changed():
+    data = load_dataset("digits", seed=3)
+    again = from_spec(data.spec)
+    np.testing.assert_array_equal(again.x_test, data.x_test)
+    assert again.spec == data.spec
+    # A run recorded before the sparse-feature cap: plain standard deviations.
+    raw = load_dataset("digits", seed=3, standardize=False)
+    plain = raw.x_train.std(0)
+    plain[plain == 0] = 1.0
+    old = {**data.spec, "preprocessing": {**data.spec["preprocessing"], "std": plain.tolist()}}
+    reloaded = from_spec(old)
+    mean = np.asarray(data.spec["preprocessing"]["mean"], "float32")
+    np.testing.assert_allclose(reloaded.x_train, (raw.x_train - mean) / plain, rtol=1e-6)
+    assert np.abs(reloaded.x_train).max() > 30  # what that run was trained on, not the cap

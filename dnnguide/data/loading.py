@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -113,10 +114,22 @@ def load_dataset(
 
 
 def from_spec(spec: dict[str, Any]) -> Dataset:
-    """Load a dataset again from the ``spec`` a run recorded."""
+    """Load a dataset again from the ``spec`` a run recorded, scaled as that run's was.
+
+    The features are scaled with the recorded training-split ``mean`` and ``std`` rather than
+    recomputed ones, so a run resumed or re-evaluated after the loader's scaling rule changed
+    (:func:`dnnguide.data.standardization`) still sees the inputs it was trained on.
+    """
     spec = dict(spec)
-    spec.pop("preprocessing", None)  # an output of loading, not an argument
-    return load_dataset(spec.pop("name"), **spec)
+    recorded = spec.pop("preprocessing", None) or {}  # an output of loading, not an argument
+    if not (spec.get("standardize", True) and "mean" in recorded and "std" in recorded):
+        return load_dataset(spec.pop("name"), **spec)
+    data = load_dataset(spec.pop("name"), **{**spec, "standardize": False})
+    mean, std = (np.asarray(recorded[k], "float32") for k in ("mean", "std"))
+    x_train, x_val, x_test = ((a - mean) / std for a in (data.x_train, data.x_val, data.x_test))
+    data.spec.update(standardize=True)
+    data.spec["preprocessing"].update(mean=recorded["mean"], std=recorded["std"])
+    return replace(data, x_train=x_train, x_val=x_val, x_test=x_test, standardized=True)
 
 
 def from_arrays(x, y, *, task: str | None = None, n_outputs: int | None = None,
