@@ -64,7 +64,8 @@ def make_callbacks(config: NetworkConfig | None, run_dir: Path | None, *, has_va
                 callbacks.append(MCValidationLoss(*validation))  # logs it before it is read
             callbacks.append(keras.callbacks.EarlyStopping(
                 monitor=monitor, patience=es.patience, mode="min" if monitor == MC_VAL_LOSS
-                else "auto", restore_best_weights=es.restore_best_weights, verbose=0))
+                else "auto", restore_best_weights=es.restore_best_weights,
+                start_from_epoch=es.start_from_epoch, verbose=0))
         callbacks.extend(schedule_callbacks(config.schedule))
     if run_dir is not None:  # the checkpoint callback is added last by the runner
         callbacks += [

@@ -305,6 +305,13 @@ def _apply_data_rules(fields: dict, reasons: dict, profile: DataProfile, *, use_
                                 rows=small["rows"])
         keep = reasons["regularization"] if reg.dropout_kind.startswith("mc") or reg.l1 else ""
         reasons["regularization"] = f"{keep} {why}".strip()
+        stop = fields["early_stopping"]
+        if stop.enabled:
+            start = data_rules.DATA_TABLE["early_stopping"][0]["start_from_epoch"]
+            fields["early_stopping"] = dataclasses.replace(stop, start_from_epoch=start)
+            reasons["early_stopping"] += " " + data_rules.reason(
+                "early_stopping", n_train=profile.n_train, rows=small["rows"],
+                steps=profile.steps_per_epoch(NetworkConfig.batch_size))
     if profile.task == "regression" and fields["optimizer"].clipnorm is None:
         fields["optimizer"] = dataclasses.replace(
             fields["optimizer"], **data_rules.DATA_TABLE["regression"][0])

@@ -148,7 +148,8 @@ def onecycle_policy(config: NetworkConfig, overrides: dict, reasons: dict) -> Ne
         return config
     changes = {}
     if not any(k == "early_stopping" or k.startswith("early_stopping.") or k in (
-            "patience", "monitor", "enabled", "restore_best_weights") for k in overrides):
+            "patience", "monitor", "enabled", "restore_best_weights", "start_from_epoch")
+            for k in overrides):
         changes["early_stopping"] = ONECYCLE_TABLE["early_stopping"][0]
         reasons["early_stopping"] = ONECYCLE_TABLE["early_stopping"][1]
     if "epochs" not in overrides:

@@ -246,3 +246,45 @@ def test_checking_callbacks_before_the_sweep_leaves_training_unchanged():
     assert runs[0].config == runs[1].config
     for a, b in zip(runs[0].model.get_weights(), runs[1].model.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_small_data_early_stopping_counts_from_epoch_10_and_says_why():
+    rec = recommend(data=MNIST1D)
+    stop = rec.config.early_stopping
+    assert stop.enabled and stop.start_from_epoch == 10 and stop.patience == 10
+    assert "3,600 training rows" in rec.reasons["early_stopping"]
+    assert "counts from epoch 10" in rec.reasons["early_stopping"]
+    assert "113 steps" in rec.reasons["early_stopping"]
+    risky = recommend(risk_sensitive=True, data=MNIST1D).config.early_stopping
+    assert (risky.monitor, risky.start_from_epoch) == ("val_mc_loss", 10)
+    assert recommend(data=BIG).config.early_stopping.start_from_epoch == 0
+    assert recommend().config.early_stopping.start_from_epoch == 0
+    # The user's choice wins; 1cycle has no early stopping to delay.
+    assert recommend_preset("default", data=MNIST1D,
+                            start_from_epoch=0).config.early_stopping.start_from_epoch == 0
+    assert not recommend_preset("default", data=MNIST1D,
+                                schedule="onecycle").config.early_stopping.enabled
+
+
+def test_early_stopping_restores_no_weights_from_before_its_first_counted_epoch():
+    """Validation labels are the training labels flipped, so the validation loss is lowest
+    after the first epoch and rises as the net learns: without the small-data rule early
+    stopping (patience 2) ends the run at epoch 3 with the epoch-1 weights."""
+    from dnnguide.data import Dataset
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(360, 8)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64")
+    data = Dataset("flipped", "binary", 1, x[:300], y[:300], x[300:330], 1 - y[300:330],
+                   x[330:], y[330:], standardized=True)
+    patience = {"early_stopping.patience": 2}
+    run = dnnguide.fit("default", data, epochs=16, seed=0, run_dir=None, verbose=0, **patience)
+    val_loss = list(run.history["val_loss"])
+    assert run.config.early_stopping.start_from_epoch == 10
+    assert 13 <= len(val_loss) <= 16  # counted from epoch 11 (index 10), then 2 epochs of patience
+    assert min(val_loss) == val_loss[0] < min(val_loss[10:])  # the uncounted epoch 1 was best
+    restored = run.model.evaluate(data.x_val, data.y_val, verbose=0, return_dict=True)["loss"]
+    assert restored == pytest.approx(min(val_loss[10:]), rel=1e-4)
+    rule_off = dnnguide.fit("default", data, epochs=16, start_from_epoch=0, seed=0,
+                            run_dir=None, verbose=0, **patience)
+    assert len(rule_off.history) == 3  # the failure the rule prevents

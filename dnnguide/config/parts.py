@@ -220,8 +220,11 @@ class EarlyStoppingConfig(_Serializable):
     monitor: str = "val_loss"
     patience: int = 10
     restore_best_weights: bool = True
+    #: Epochs trained before the monitor counts: no stop, and no best weights, before it.
+    start_from_epoch: int = 0
 
     def __post_init__(self):
         check_range("patience", self.patience, 0, integer=True)
+        check_range("start_from_epoch", self.start_from_epoch, 0, integer=True)
         check_bool("enabled", self.enabled)
         check_bool("restore_best_weights", self.restore_best_weights)
