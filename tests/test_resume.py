@@ -61,11 +61,14 @@ def every_epoch(monkeypatch):
 
 def test_resume_reproduces_the_uninterrupted_run(uninterrupted, tmp_path, every_epoch):
     a = uninterrupted
-    assert 7 < len(a.history) < STATEFUL["epochs"]  # early stopping ended it, after LR cuts
+    assert 13 < len(a.history) < STATEFUL["epochs"]  # early stopping ended it, after LR cuts
     assert a.history["learning_rate"].nunique() >= 3
+    # Crash at epoch 12, after early stopping began counting (from epoch 11 on small data), so
+    # its best value, wait and best weights must all come back.
+    assert a.config.early_stopping.start_from_epoch == 10
     with pytest.raises(KeyboardInterrupt):
         dnnguide.fit("default", "digits", run_dir=tmp_path, verbose=0,
-                     callbacks=[Interrupt(4)], **STATEFUL)
+                     callbacks=[Interrupt(11)], **STATEFUL)
     run = only_run(tmp_path)
     assert open_run(run).info["status"] == "interrupted"
     keras.utils.set_random_seed(99)  # the process's random state must not matter
