@@ -129,6 +129,7 @@ def main(argv=None) -> int:
                 print(f"done: {dataset} seed {seed}", flush=True)
         frame = pd.DataFrame(rows)
         frame.to_csv(args.csv, index=False)
+
     def seeds_of(rows) -> str:  # per dataset: saved tables may join runs of different seeds
         return "; ".join(f"{name} {sorted(group['seed'].unique().tolist())}"
                          for name, group in rows.groupby("dataset", sort=False))
@@ -140,8 +141,8 @@ def main(argv=None) -> int:
         print(summary(classes, ("accuracy", "nll", "ece", "brier")))
     regression = frame[frame["dataset"] == "diabetes"]
     if len(regression):
-        print(f"\nDiabetes, test split, mean ± std over seeds {seeds_of(regression)} (targets in the "
-              "units the model predicts)\n")
+        print(f"\nDiabetes, test split, mean ± std over seeds {seeds_of(regression)} (targets "
+              "in the units the model predicts)\n")
         print(summary(regression, ("rmse", "nll", "coverage_50", "coverage_90", "coverage_95")))
     differences = paired(classes)
     if len(differences):

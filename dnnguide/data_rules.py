@@ -61,8 +61,9 @@ DATA_TABLE: dict[str, tuple[dict[str, Any], str]] = {
         {"start_from_epoch": 10},
         "{n_train:,} training rows (fewer than {rows:,}): early stopping counts from epoch "
         "{start_from_epoch} (Keras' start_from_epoch: no stop, and no best weights, before it). "
-        "On so few rows an epoch is {steps} steps, and the validation loss is often lowest after the first "
-        "one or two, while the net is still unsure of every row, not because it generalizes: "
+        "On so few rows an epoch is {steps} steps, and the validation loss is often lowest "
+        "after the first one or two, while the net is still unsure of every row, not because "
+        "it generalizes: "
         "breast_cancer (46 validation rows) restored epoch 1 in 5 runs of 20 (test accuracy 0.960 "
         "against 0.974 in the other 15). Counting from epoch 10, over 20 seeds: breast_cancer "
         "+0.6 points and ECE -0.004, diabetes RMSE -1.4, digits +0.1 points; mnist1d, whose best "
