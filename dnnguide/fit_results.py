@@ -47,8 +47,12 @@ def history_frame(keras_history, path: Path | None):
 
 
 def final_metrics(model, data: Dataset, history, batch_size, evaluate=None,
-                  monitor: str = "val_loss") -> dict[str, float]:
-    """Test metrics, and the best epoch by ``monitor`` (early stopping's; else ``val_loss``)."""
+                  monitor: str = "val_loss", start: int = 0) -> dict[str, float]:
+    """Test metrics, and the best epoch by ``monitor`` (early stopping's; else ``val_loss``).
+
+    ``start``: early stopping's ``start_from_epoch``; the best epoch is the best it counted, the
+    one whose weights it restores (all epochs when the run ended before it counted any).
+    """
     test = (evaluate or model.evaluate)(data.x_test, data.y_test,
                                         batch_size=max(batch_size, 256), verbose=0,
                                         return_dict=True)
@@ -56,6 +60,8 @@ def final_metrics(model, data: Dataset, history, batch_size, evaluate=None,
     metrics["epochs_trained"] = int(len(history))
     monitor = monitor if monitor in history else "val_loss"
     finite_val = history[monitor].dropna() if monitor in history else ()
+    if len(finite_val) and (finite_val.index >= start).any():
+        finite_val = finite_val[finite_val.index >= start]
     if len(finite_val):  # a diverged run may have no finite validation loss at all
         best = int(finite_val.idxmin())
         metrics["best_epoch"] = best + 1

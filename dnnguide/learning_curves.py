@@ -14,7 +14,8 @@ import numpy as np
 from dnnguide.plotting import pyplot, save_figure
 
 
-def learning_curves_figure(history, *, epochs: int | None = None):
+def learning_curves_figure(history, *, epochs: int | None = None,
+                           best_epoch: int | None = None):
     """The learning-curves figure: loss, each metric, and the learning rate, per epoch.
 
     Loss goes on a log scale when it spans more than a decade; the best epoch (lowest
@@ -25,6 +26,9 @@ def learning_curves_figure(history, *, epochs: int | None = None):
         history: a DataFrame, one row per epoch (Keras' history: ``loss``, ``val_loss``,
             metrics, ``learning_rate``); an ``epoch`` column is ignored.
         epochs: the training budget, to tell an early stop from a finished budget.
+        best_epoch: the (1-based) epoch to mark as best, as ``metrics.json`` records it
+            (early stopping's monitor, from the first epoch it counts); default: the epoch of
+            lowest validation loss.
 
     Returns:
         A matplotlib figure (saved by :func:`plot_learning_curves`).
@@ -41,8 +45,8 @@ def learning_curves_figure(history, *, epochs: int | None = None):
     fig, axes = plt.subplots(1, panels, figsize=(4.5 * panels, 3.6), squeeze=False)
     axes = list(axes[0])
     x = np.arange(1, len(history) + 1)
-    best = None
-    if "val_loss" in history and history["val_loss"].notna().any():
+    best = best_epoch
+    if best is None and "val_loss" in history and history["val_loss"].notna().any():
         best = int(history["val_loss"].idxmin()) + 1
     stopped = epochs is not None and 0 < len(history) < epochs
     for ax, metric in zip(axes, metrics):
@@ -81,6 +85,8 @@ def _mark_epochs(ax, best: int | None, stopped: int | None, epochs: int | None) 
                    label=f"early stop (epoch {stopped} of {epochs})")
 
 
-def plot_learning_curves(history, path: Path, *, epochs: int | None = None) -> Path:
+def plot_learning_curves(history, path: Path, *, epochs: int | None = None,
+                         best_epoch: int | None = None) -> Path:
     """Save :func:`learning_curves_figure` as a PNG at ``path`` (atomically)."""
-    return save_figure(learning_curves_figure(history, epochs=epochs), path)
+    return save_figure(learning_curves_figure(history, epochs=epochs, best_epoch=best_epoch),
+                       path)

@@ -338,9 +338,11 @@ def _fit_and_record(model, config, data: Dataset, path, info, *, epochs, batch_s
         raise KeyboardInterrupt  # the epoch in progress was finished and checkpointed
     train_time = time.perf_counter() - start
     history = history_frame(keras_history, path)
-    monitor = config.early_stopping.monitor if config is not None else "val_loss"
+    stop = config.early_stopping if config is not None else None
+    monitor = stop.monitor if stop is not None else "val_loss"
+    start = stop.start_from_epoch if stop is not None and stop.enabled else 0
     metrics = final_metrics(model, data, history, batch_size, evaluate=evaluate,
-                            monitor=monitor)
+                            monitor=monitor, start=start)
     model = calibrate_mc(model, data, metrics, path)  # MC dropout: fitted on the validation split
     metrics["train_time_s"] = round(train_time, 3)
     metrics["weights_epoch"] = weights_epoch(callbacks, history)
@@ -355,7 +357,8 @@ def _fit_and_record(model, config, data: Dataset, path, info, *, epochs, batch_s
         atomic_write_json(path / "metrics.json", metrics)
         atomic_save_model(model, path / "model.keras")
         plot_learning_curves(history.drop(columns=["epoch"], errors="ignore"),
-                             path / "plots" / "learning_curves.png", epochs=epochs)
+                             path / "plots" / "learning_curves.png", epochs=epochs,
+                             best_epoch=metrics.get("best_epoch"))
         if config is not None and config.schedule.name == "onecycle":  # what the run followed
             from dnnguide.schedules import plot_schedule
 

@@ -285,6 +285,10 @@ def test_early_stopping_restores_no_weights_from_before_its_first_counted_epoch(
     assert min(val_loss) == val_loss[0] < min(val_loss[10:])  # the uncounted epoch 1 was best
     restored = run.model.evaluate(data.x_val, data.y_val, verbose=0, return_dict=True)["loss"]
     assert restored == pytest.approx(min(val_loss[10:]), rel=1e-4)
+    # The record says so: the best epoch is the best counted one, whose weights the model holds.
+    best = 11 + int(np.argmin(val_loss[10:]))
+    assert run.metrics["best_epoch"] == run.metrics["weights_epoch"] == best
+    assert run.metrics["best_val_loss"] == pytest.approx(min(val_loss[10:]))
     rule_off = dnnguide.fit("default", data, epochs=16, start_from_epoch=0, seed=0,
                             run_dir=None, verbose=0, **patience)
     assert len(rule_off.history) == 3  # the failure the rule prevents

@@ -176,6 +176,15 @@ def test_learning_curves_without_early_stop_stay_linear():
     assert not [label for label in _labels(loss_ax) if label.startswith("early stop")]
 
 
+def test_learning_curves_mark_the_best_epoch_the_run_recorded():
+    # Early stopping that counts from epoch 11 restores the best counted epoch, not epoch 4.
+    from dnnguide.training import learning_curves_figure
+
+    fig = learning_curves_figure(_history(14, 4.0, val_best=4), epochs=30, best_epoch=12)
+    for ax in fig.axes:
+        assert "best epoch (12)" in _labels(ax) and "best epoch (4)" not in _labels(ax)
+
+
 def test_onecycle_run_saves_its_schedule_plot(blobs, tmp_path):
     import matplotlib.image
 
