@@ -307,11 +307,12 @@ def _apply_data_rules(fields: dict, reasons: dict, profile: DataProfile, *, use_
         reasons["regularization"] = f"{keep} {why}".strip()
         stop = fields["early_stopping"]
         if stop.enabled:
-            start = data_rules.DATA_TABLE["early_stopping"][0]["start_from_epoch"]
+            batch_size = NetworkConfig.batch_size  # the tables' batch size
+            start = data_rules.choose_early_stopping_start(profile, batch_size)
             fields["early_stopping"] = dataclasses.replace(stop, start_from_epoch=start)
             reasons["early_stopping"] += " " + data_rules.reason(
-                "early_stopping", n_train=profile.n_train, rows=small["rows"],
-                steps=profile.steps_per_epoch(NetworkConfig.batch_size))
+                "early_stopping", n_train=profile.n_train, rows=small["rows"], start=start,
+                steps=profile.steps_per_epoch(batch_size))
     if profile.task == "regression" and fields["optimizer"].clipnorm is None:
         fields["optimizer"] = dataclasses.replace(
             fields["optimizer"], **data_rules.DATA_TABLE["regression"][0])

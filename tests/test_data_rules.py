@@ -248,15 +248,23 @@ def test_checking_callbacks_before_the_sweep_leaves_training_unchanged():
         np.testing.assert_array_equal(a, b)
 
 
-def test_small_data_early_stopping_counts_from_epoch_10_and_says_why():
+@pytest.mark.parametrize("rows, start", [(317, 10), (1293, 10), (1437, 9), (3600, 4),
+                                         (9000, 2), (10_000, 0)])
+def test_small_data_early_stopping_ignores_about_400_steps_at_most_10_epochs(rows, start):
+    # ceil(400 / steps an epoch) at batch 32, capped at 10 epochs; none from 10,000 rows.
+    profile = DataProfile(n_train=rows, n_features=20, task="binary")
+    assert recommend(data=profile).config.early_stopping.start_from_epoch == start
+
+
+def test_small_data_early_stopping_ignores_the_first_epochs_and_says_why():
     rec = recommend(data=MNIST1D)
     stop = rec.config.early_stopping
-    assert stop.enabled and stop.start_from_epoch == 10 and stop.patience == 10
+    assert stop.enabled and stop.start_from_epoch == 4 and stop.patience == 10
     assert "3,600 training rows" in rec.reasons["early_stopping"]
-    assert "counts from epoch 10" in rec.reasons["early_stopping"]
-    assert "113 steps" in rec.reasons["early_stopping"]
+    assert "ignores the first 4 epochs" in rec.reasons["early_stopping"]
+    assert "113 steps an epoch" in rec.reasons["early_stopping"]
     risky = recommend(risk_sensitive=True, data=MNIST1D).config.early_stopping
-    assert (risky.monitor, risky.start_from_epoch) == ("val_mc_loss", 10)
+    assert (risky.monitor, risky.start_from_epoch) == ("val_mc_loss", 4)
     assert recommend(data=BIG).config.early_stopping.start_from_epoch == 0
     assert recommend().config.early_stopping.start_from_epoch == 0
     # The user's choice wins; 1cycle has no early stopping to delay.
@@ -280,7 +288,7 @@ def test_early_stopping_restores_no_weights_from_before_its_first_counted_epoch(
     patience = {"early_stopping.patience": 2}
     run = dnnguide.fit("default", data, epochs=16, seed=0, run_dir=None, verbose=0, **patience)
     val_loss = list(run.history["val_loss"])
-    assert run.config.early_stopping.start_from_epoch == 10
+    assert run.config.early_stopping.start_from_epoch == 10  # 10 steps an epoch: the cap
     assert 13 <= len(val_loss) <= 16  # counted from epoch 11 (index 10), then 2 epochs of patience
     assert min(val_loss) == val_loss[0] < min(val_loss[10:])  # the uncounted epoch 1 was best
     restored = run.model.evaluate(data.x_val, data.y_val, verbose=0, return_dict=True)["loss"]

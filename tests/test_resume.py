@@ -63,7 +63,7 @@ def test_resume_reproduces_the_uninterrupted_run(uninterrupted, tmp_path, every_
     a = uninterrupted
     assert 13 < len(a.history) < STATEFUL["epochs"]  # early stopping ended it, after LR cuts
     assert a.history["learning_rate"].nunique() >= 3
-    # Crash at epoch 12, after early stopping began counting (from epoch 11 on small data), so
+    # Crash at epoch 12, after early stopping began counting (digits: it ignores 10 epochs), so
     # its best value, wait and best weights must all come back.
     assert a.config.early_stopping.start_from_epoch == 10
     with pytest.raises(KeyboardInterrupt):

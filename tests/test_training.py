@@ -177,7 +177,7 @@ def test_learning_curves_without_early_stop_stay_linear():
 
 
 def test_learning_curves_mark_the_best_epoch_the_run_recorded():
-    # Early stopping that counts from epoch 11 restores the best counted epoch, not epoch 4.
+    # Early stopping that ignores 10 epochs restores the best counted epoch, not epoch 4.
     from dnnguide.training import learning_curves_figure
 
     fig = learning_curves_figure(_history(14, 4.0, val_best=4), epochs=30, best_epoch=12)

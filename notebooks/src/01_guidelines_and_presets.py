@@ -193,8 +193,8 @@ frame[["run", "preset", "dataset", "epochs_trained", "test_accuracy"]]
 #   the default preset they also added dropout and decoupled weight decay: its test accuracy
 #   rose on every seed, and its runs went on improving for longer before early stopping.
 # - For the self-normalizing preset the rules only widened the network and, as for the default,
-#   made early stopping count from epoch 10 (on small data a validation loss can bottom out in
-#   the first epochs, before the net has learned much): on small data its rule adds no
+#   made early stopping ignore the first few epochs (on small data a validation loss can bottom
+#   out in the first epochs, before the net has learned much): on small data its rule adds no
 #   AlphaDropout (AlphaDropout after every layer hurt on MNIST-1D, see notebook 4), and the wider
 #   SELU network's mean test accuracy rose too.
 #
@@ -231,7 +231,7 @@ selu_rules = runs["self_normalizing", "data rules", SEEDS[0]].config
 claim("for the self-normalizing preset the data rules changed the width and when early stopping "
       "starts counting, and added no dropout",
       selu_rules.regularization.dropout_rate == 0
-      and selu_rules.early_stopping.start_from_epoch == 10
+      and selu_rules.early_stopping.start_from_epoch > 0
       and sorted(changes.loc[changes["preset"] == "self_normalizing", "field"])
       == ["early_stopping", "width"])
 claim("the data rules raised the self-normalizing preset's mean test accuracy",
