@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
 from dnnguide.config import (
-    ConfigError, NetworkConfig, TASKS, check_choice, check_range, nested_overrides,
+    ConfigError, EarlyStoppingConfig, NetworkConfig, TASKS, check_choice, check_range,
+    nested_overrides,
 )
 from dnnguide.data_rules import finder_applies
 from dnnguide.guidelines import (
@@ -147,9 +148,9 @@ def onecycle_policy(config: NetworkConfig, overrides: dict, reasons: dict) -> Ne
     if config.schedule.name != "onecycle":
         return config
     changes = {}
-    if not any(k == "early_stopping" or k.startswith("early_stopping.") or k in (
-            "patience", "monitor", "enabled", "restore_best_weights", "start_from_epoch")
-            for k in overrides):
+    stopping = {f.name for f in fields(EarlyStoppingConfig)}  # a bare field name is an override
+    if not any(k == "early_stopping" or k.startswith("early_stopping.") or k in stopping
+               for k in overrides):
         changes["early_stopping"] = ONECYCLE_TABLE["early_stopping"][0]
         reasons["early_stopping"] = ONECYCLE_TABLE["early_stopping"][1]
     if "epochs" not in overrides:
