@@ -177,6 +177,12 @@ COMMON_TABLE: dict[str, str] = {
     "pruning_sparsity": "No pruning: only a model that must be sparse is pruned.",
     "fold_batch_norm": "Nothing to fold: only low-latency models fold batch norm for inference.",
     "precision": "Train and export in float32; 16/8-bit export is for low-latency models.",
+    "calibration": "Temperature scaling on the validation split after training: a net trained "
+    "until its validation loss stops falling is often overconfident, and one fitted "
+    "temperature fixes that without changing any prediction's class (Guo et al. 2017). It "
+    "stays 1 unless a likelihood-ratio test at 5% supports it, so a net that is calibrated "
+    "already keeps its outputs. Default preset, paired by seed: mnist1d NLL 0.680 -> 0.628, "
+    "ECE 0.075 -> 0.030 (5 seeds); digits NLL -0.005, ECE -0.001 (20 seeds).",
 }
 
 #: The values the exceptions set (their reasons are in :data:`EXCEPTIONS_TABLE`).

@@ -26,7 +26,7 @@ from dnnguide import data_rules
 from dnnguide.config import ConfigError, NetworkConfig, check_range
 from dnnguide.data import Dataset, as_dataset, validate_dataset
 from dnnguide.fit_results import (
-    calibrate_mc, final_metrics, history_frame, mark_status, weights_epoch,
+    calibrate_run, final_metrics, history_frame, mark_status, weights_epoch,
 )
 from dnnguide.fit_setup import (  # noqa: F401 - InputScaleWarning, make_callbacks: public here
     InputScaleWarning, audit_before_training, check_callbacks_before_sweep,
@@ -343,15 +343,16 @@ def _fit_and_record(model, config, data: Dataset, path, info, *, epochs, batch_s
     start = stop.start_from_epoch if stop is not None and stop.enabled else 0
     metrics = final_metrics(model, data, history, batch_size, evaluate=evaluate,
                             monitor=monitor, start=start)
-    model = calibrate_mc(model, data, metrics, path)  # MC dropout: fitted on the validation split
     metrics["train_time_s"] = round(train_time, 3)
     metrics["weights_epoch"] = weights_epoch(callbacks, history)
     diverged = not np.isfinite(metrics.get("test_loss", 0.0)) or (
         "loss" in history and not np.isfinite(history["loss"].iloc[-1]))
+    if not diverged:  # fitted on the validation split only
+        model = calibrate_run(model, config, data, metrics, path)
     if path is not None and config is not None:
         from dnnguide.compress.finalize import finalize_run  # {} unless pruning/folding/8-bit
 
-        metrics.update(finalize_run(model, config, data, path))
+        metrics.update(finalize_run(model, config, data, path))  # calibrated artefacts too
     if path is not None:
         atomic_write_text(path / "history.csv", history.to_csv(index=False))
         atomic_write_json(path / "metrics.json", metrics)

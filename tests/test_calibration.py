@@ -258,3 +258,90 @@ def test_reliability_diagram_shows_per_bin_counts(tmp_path, monkeypatch):
     bins = calibration_bins(y, probs, 10)
     assert texts == [str(c) for c in bins["count"] if c > 0]
     assert sum(int(t) for t in texts) == 200
+
+
+def _noisy_blobs(seed=0):
+    """Overlapping 3-class blobs with 20% of the labels flipped: a net trained on them for long
+    becomes overconfident."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(0, 1.0, size=(3, 8))
+    y = rng.integers(0, 3, size=900)
+    x = (centers[y] + rng.normal(0, 1, size=(900, 8))).astype("float32")
+    flip = rng.random(900) < 0.2
+    y = np.where(flip, rng.integers(0, 3, size=900), y)
+    return Dataset("noisy_blobs", "classification", 3, x[:400], y[:400], x[400:650], y[400:650],
+                   x[650:], y[650:], standardized=True)
+
+
+@pytest.fixture(scope="module")
+def plain_run(tmp_path_factory):
+    data = _noisy_blobs()
+    run = dnnguide.fit("default", data, run_dir=tmp_path_factory.mktemp("runs"), epochs=60,
+                       depth=3, width=128, dropout_rate=0.0, weight_decay=0.0,
+                       early_stopping={"enabled": False}, verbose=0)
+    return run, data
+
+
+def test_a_plain_run_ends_in_a_temperature_fitted_on_the_validation_split(plain_run):
+    run, data = plain_run
+    metrics = json.loads((run.run_dir / "metrics.json").read_text())
+    layer = calibration_layer(run.model)
+    assert layer.temperature == metrics["temperature"] > 1.2  # overconfident: flattened
+    network = uncalibrated(run.model)
+    raw_val = network.predict(data.x_val, verbose=0)
+    cal_val = run.model.predict(data.x_val, verbose=0)
+    assert negative_log_likelihood(data.y_val, cal_val) < negative_log_likelihood(
+        data.y_val, raw_val) - 0.05
+    # one temperature changes no predicted class: the same accuracy, a lower test NLL here
+    raw_test = network.predict(data.x_test, verbose=0)
+    cal_test = run.model.predict(data.x_test, verbose=0)
+    np.testing.assert_array_equal(cal_test.argmax(1), raw_test.argmax(1))
+    assert metrics["test_cal_accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-6)
+    assert metrics["test_cal_nll"] < metrics["test_nll"]
+    assert metrics["test_nll"] == pytest.approx(negative_log_likelihood(data.y_test, raw_test))
+    loaded = dnnguide.runs.open_run(run.run_dir).model()
+    np.testing.assert_array_equal(loaded.predict(data.x_test, verbose=0), cal_test)
+    assert (run.run_dir / "plots" / "reliability.png").stat().st_size > 10_000
+
+
+def test_a_plain_run_never_calibrates_on_the_test_split(plain_run):
+    from dnnguide.fit_results import calibrate_run
+
+    run, data = plain_run
+    rng = np.random.default_rng(1)
+    noise = dataclasses.replace(data, x_test=rng.normal(size=data.x_test.shape).astype("float32"),
+                                y_test=rng.permutation(data.y_test))
+    network = uncalibrated(run.model)
+    temperature = calibration_layer(calibrate_run(network, None, noise, {}, None)).temperature
+    assert temperature == calibration_layer(run.model).temperature
+
+
+def test_calibration_none_keeps_the_network_and_regression_is_not_tempered(tmp_path):
+    data = _noisy_blobs(1)
+    run = dnnguide.fit("default", data, run_dir=None, epochs=2, depth=1, width=8,
+                       calibration="none", verbose=0)
+    assert not isinstance(run.model.layers[-1], Calibration)
+    assert "temperature" not in run.metrics and "test_cal_nll" not in run.metrics
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 4)).astype("float32")
+    y = (x @ np.array([1.0, -2.0, 0.5, 0.0]) + rng.normal(0, 0.1, 300)).astype("float32")
+    regression = dnnguide.fit("default", (x, y), run_dir=None, epochs=2, depth=1, width=8,
+                              verbose=0)
+    assert not isinstance(regression.model.layers[-1], Calibration)
+    with pytest.raises(dnnguide.ConfigError, match="calibration.*'temperature', 'none'"):
+        dnnguide.get_preset("default", calibration="platt")
+
+
+def test_significance_keeps_a_calibrated_prediction_at_temperature_one():
+    rng = np.random.default_rng(0)
+    n = 200
+    logits = rng.normal(0, 2, size=(n, 3))
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    y = np.array([rng.choice(3, p=row) for row in probs])  # calibrated by construction
+    assert fit_temperature(y, probs) != 1.0  # a small split's noise moves the free fit
+    assert fit_temperature(y, probs, significance=0.05) == 1.0
+    sharp = temper(probs, 0.4)  # the same labels under overconfident probabilities
+    fitted = fit_temperature(y, sharp, significance=0.05)
+    assert fitted == fit_temperature(y, sharp) and 2.0 < fitted < 3.2
+    with pytest.raises(dnnguide.ConfigError, match="significance.*Received"):
+        fit_temperature(y, probs, significance=1.5)

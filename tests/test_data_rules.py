@@ -285,7 +285,8 @@ def test_early_stopping_restores_no_weights_from_before_its_first_counted_epoch(
     y = (x[:, 0] > 0).astype("int64")
     data = Dataset("flipped", "binary", 1, x[:300], y[:300], x[300:330], 1 - y[300:330],
                    x[330:], y[330:], standardized=True)
-    patience = {"early_stopping.patience": 2}
+    # calibration="none": the restored network itself is scored, without a temperature
+    patience = {"early_stopping.patience": 2, "calibration": "none"}
     run = dnnguide.fit("default", data, epochs=16, seed=0, run_dir=None, verbose=0, **patience)
     val_loss = list(run.history["val_loss"])
     assert run.config.early_stopping.start_from_epoch == 10  # 10 steps an epoch: the cap

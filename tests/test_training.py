@@ -68,7 +68,8 @@ def test_early_stopping_restores_the_best_weights(blobs):
     x, _ = blobs
     y = np.random.default_rng(0).integers(0, 3, len(x))  # noise: validation loss soon rises
     result = dnnguide.fit("default", (x, y), run_dir=None, epochs=60, verbose=0, depth=2,
-                          width=64, learning_rate=0.01, **{"early_stopping.patience": 2})
+                          width=64, learning_rate=0.01, calibration="none",
+                          **{"early_stopping.patience": 2})
     history = result.history
     assert len(history) < 60
     # The best epoch from the first one early stopping counts (the small-data rule: epoch 11).

@@ -234,8 +234,9 @@ def test_cli_train_init_from_runs_end_to_end(tmp_path, capsys):
     (target,) = tmp_path.glob("*-target")
     model = keras.saving.load_model(target / "model.keras", safe_mode=True)
     # digits is small data: the source preset has dropout after each layer, reused with it
+    # ...and the target run's temperature, fitted on its own validation split, on top
     assert [layer.name for layer in model.layers] == ["features", "hidden_1", "dropout_1",
-                                                      "output"]
+                                                      "output", "calibration"]
     history = pd.read_csv(target / "history.csv")
     assert history["epoch"].tolist() == [0, 1, 2]
     assert history["learning_rate"].iloc[-1] == pytest.approx(history["learning_rate"][0] * 0.1)

@@ -22,6 +22,35 @@ def resolve_data(data, model: keras.Model, seed: int = 0) -> Dataset:
     return as_dataset(data, seed, getattr(model, "dnnguide_task", None))
 
 
+def split_calibration(model: keras.Model):
+    """``(network, calibration)``: a calibrated model's network and its Calibration layer.
+
+    ``(model, None)`` when ``model`` does not end in a :class:`dnnguide.layers.Calibration`
+    (what :func:`dnnguide.fit` adds). Compression retrains and rebuilds the network only: the
+    temperature rescales its outputs and goes back on top with :func:`with_calibration`.
+    """
+    from dnnguide.layers import Calibration
+    from dnnguide.uncertainty.calibrated import uncalibrated
+
+    if model.layers and isinstance(model.layers[-1], Calibration):
+        return uncalibrated(model), model.layers[-1]
+    return model, None
+
+
+def with_calibration(network: keras.Model, calibration, like: keras.Model) -> keras.Model:
+    """``network`` ending in a copy of ``calibration`` (or ``network`` itself if None),
+    compiled like ``like`` and keeping its dnnguide attributes."""
+    if calibration is None:
+        return network
+    from dnnguide.compress.bridge import copy_attributes
+
+    layer = type(calibration).from_config(calibration.get_config())
+    inputs = network.inputs[0] if len(network.inputs) == 1 else network.inputs
+    calibrated = keras.Model(inputs, layer(network.outputs[0]), name=like.name)
+    copy_attributes(like, calibrated)
+    return calibrated
+
+
 def model_task(model: keras.Model, data: Dataset) -> str:
     task = getattr(model, "dnnguide_task", None) or data.task
     check_choice("task", task, TASKS)

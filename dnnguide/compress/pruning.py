@@ -28,7 +28,9 @@ import math
 import keras
 
 from dnnguide.compress.bridge import from_tf_keras, import_tf_keras, import_tfmot, to_tf_keras
-from dnnguide.compress.common import model_task, resolve_data, sparsity, training_loss
+from dnnguide.compress.common import (
+    model_task, resolve_data, sparsity, split_calibration, training_loss, with_calibration,
+)
 from dnnguide.config import check_choice, check_range
 
 SCHEDULES = ("polynomial", "constant")
@@ -95,6 +97,8 @@ def prune(
 
     Returns:
         A compiled Keras 3 model with the pruned weights (same layers and names as ``model``).
+        A calibrated model's network is fine-tuned without its Calibration layer, which the
+        pruned model ends in again.
 
     Raises:
         SelfNormalizingError: for a SELU model (pruning breaks self-normalization).
@@ -107,7 +111,8 @@ def prune(
     check_prunable(model)
     data = resolve_data(data, model, seed)
     task = model_task(model, data)
-    legacy = to_tf_keras(model)  # refuses unconvertible layers before TF-MOT is imported
+    network, calibration = split_calibration(model)  # fine-tuned without the temperature
+    legacy = to_tf_keras(network)  # refuses unconvertible layers before TF-MOT is imported
     tfmot = import_tfmot()
     tfk = import_tf_keras()
     keras.utils.set_random_seed(seed)
@@ -137,6 +142,7 @@ def prune(
     wrapped.compile(optimizer=tfk.optimizers.Adam(learning_rate), loss=training_loss(task, data))
     wrapped.fit(data.x_train, data.y_train, epochs=epochs, batch_size=batch_size,
                 callbacks=[sched.UpdatePruningStep()], verbose=verbose)
-    pruned = from_tf_keras(sched.strip_pruning(wrapped), like=model)
+    pruned = with_calibration(from_tf_keras(sched.strip_pruning(wrapped), like=network),
+                              calibration, like=model)
     pruned.dnnguide_sparsity = sparsity(pruned)
     return pruned

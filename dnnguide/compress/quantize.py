@@ -34,7 +34,9 @@ import keras
 import numpy as np
 
 from dnnguide.compress.bridge import EXTRA_HINT, import_tf_keras, import_tfmot, to_tf_keras
-from dnnguide.compress.common import dense_layers, model_task, resolve_data, training_loss
+from dnnguide.compress.common import (
+    dense_layers, model_task, resolve_data, split_calibration, training_loss,
+)
 from dnnguide.config import check_choice, check_range
 
 MODES = ("float32", "dynamic", "float16", "int8")
@@ -146,7 +148,9 @@ def quantization_aware_training(model: keras.Model, data, *, epochs: int = 1,
     """Fine-tune ``model`` with fake int8 quantization (TF-MOT) and return its int8 TFLite model.
 
     Only the Dense layers are annotated (``quantize_annotate_layer``): the input
-    Normalization and the regression TargetScale stay float. ``model`` is not modified.
+    Normalization and the regression TargetScale stay float. ``model`` is not modified. A
+    calibrated model is fine-tuned and exported without its Calibration layer: the int8 model
+    returns the network's own probabilities (the temperature changes no predicted class).
     """
     check_range("epochs", epochs, 1, integer=True)
     unsupported = {layer.name: keras.activations.serialize(layer.activation)
@@ -159,7 +163,7 @@ def quantization_aware_training(model: keras.Model, data, *, epochs: int = 1,
             "'int8', ...)) or a ReLU network such as the low_latency preset.")
     data = resolve_data(data, model, seed)
     task = model_task(model, data)
-    legacy = to_tf_keras(model)
+    legacy = to_tf_keras(split_calibration(model)[0])
     tfmot = import_tfmot()
     tfk = import_tf_keras()
     keras.utils.set_random_seed(seed)

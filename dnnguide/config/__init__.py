@@ -23,6 +23,7 @@ regularization, optimizer, schedule and early-stopping dataclasses) <- ``network
 from dnnguide.config.checks import (
     ACTIVATIONS,
     ARCHITECTURES,
+    CALIBRATIONS,
     DROPOUT_KINDS,
     INITIALIZERS,
     MAX_DEPTH,
@@ -50,8 +51,9 @@ from dnnguide.config.parts import (
 )
 
 __all__ = [
-    "ACTIVATIONS", "ARCHITECTURES", "DROPOUT_KINDS", "INITIALIZERS", "MAX_DEPTH", "MAX_WIDTH",
-    "NORMALIZATIONS", "OPTIMIZERS", "POOLINGS", "PRECISIONS", "RELU_FAMILY", "SCHEDULES", "TASKS",
+    "ACTIVATIONS", "ARCHITECTURES", "CALIBRATIONS", "DROPOUT_KINDS", "INITIALIZERS", "MAX_DEPTH",
+    "MAX_WIDTH", "NORMALIZATIONS", "OPTIMIZERS", "POOLINGS", "PRECISIONS", "RELU_FAMILY",
+    "SCHEDULES", "TASKS",
     "ConfigError", "EarlyStoppingConfig", "NetworkConfig", "OptimizerConfig",
     "RegularizationConfig", "ScheduleConfig", "check_bool", "check_choice", "check_pooling",
     "check_range", "nested_overrides", "replace",

@@ -34,6 +34,10 @@ OPTIMIZERS = (
 )
 SCHEDULES = ("constant", "power", "exponential", "piecewise", "performance", "onecycle")
 PRECISIONS = ("float32", "float16", "int8")
+#: What a finished run fits on its validation split: ``"temperature"`` (temperature scaling of
+#: the class probabilities; an MC dropout model also gets its pooling, a regression MC model its
+#: noise variance) or ``"none"`` (the network's own outputs).
+CALIBRATIONS = ("temperature", "none")
 TASKS = ("classification", "binary", "regression")
 #: How MC dropout pools the class probabilities of its samples into one prediction:
 #: ``"mean"``, the arithmetic mean (the Bayesian model average of Gal & Ghahramani), or

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dnnguide.config.checks import (
-    ACTIVATIONS, ARCHITECTURES, INITIALIZERS, MAX_DEPTH, MAX_WIDTH, NORMALIZATIONS, PRECISIONS,
+    ACTIVATIONS, ARCHITECTURES, CALIBRATIONS, INITIALIZERS, MAX_DEPTH, MAX_WIDTH, NORMALIZATIONS,
+    PRECISIONS,
     ConfigError, _forbid, check_bool, check_choice, check_range,
 )
 from dnnguide.config.parts import (
@@ -56,6 +57,7 @@ class NetworkConfig(_Serializable):
     pruning_sparsity: float = 0.0
     fold_batch_norm: bool = False
     precision: str = "float32"
+    calibration: str = "temperature"
 
     _NESTED = {
         "regularization": RegularizationConfig,
@@ -92,6 +94,7 @@ class NetworkConfig(_Serializable):
         check_range("epochs", self.epochs, 1, integer=True)
         check_range("pruning_sparsity", self.pruning_sparsity, 0.0, 1.0, high_inclusive=False)
         check_choice("precision", self.precision, PRECISIONS)
+        check_choice("calibration", self.calibration, CALIBRATIONS)
         if self.architecture == "residual":
             _forbid(
                 len(set(self.widths)) != 1,

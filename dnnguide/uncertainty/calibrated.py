@@ -27,7 +27,8 @@ from dnnguide.uncertainty.prediction import POOLINGS, infer_task
 
 
 def calibrate(model_or_predictor, x_val, y_val, *, n_samples: int = 50, seed: int = 0,
-              task: str | None = None):
+              task: str | None = None, mc: bool | None = None,
+              significance: float | None = None):
     """Fit temperature scaling (or a regression's noise variance) on a validation split.
 
     Plain prediction gets its own temperature; a model with dropout also gets one for its
@@ -46,6 +47,11 @@ def calibrate(model_or_predictor, x_val, y_val, *, n_samples: int = 50, seed: in
         n_samples: MC dropout samples used for fitting.
         seed: seed of those samples.
         task: ``classification``/``binary``/``regression``; inferred from the model.
+        mc: fit the MC dropout calibration too (``None``: when the model has dropout layers);
+            ``False`` fits plain prediction only, as a run of a model without MC dropout does.
+        significance: plain prediction's temperature stays 1 unless a likelihood-ratio test
+            at this level supports it (:func:`dnnguide.calibration.fit_temperature`); a run
+            of a model without MC dropout uses 0.05.
 
     Returns:
         A Keras model ending in a :class:`~dnnguide.layers.Calibration` layer (the model's
@@ -78,7 +84,7 @@ def calibrate(model_or_predictor, x_val, y_val, *, n_samples: int = 50, seed: in
         raise ValueError("Arguments `x_val` and `y_val` must hold validation examples to fit "
                          f"the calibration on. Received: {len(x_val)} examples")
     plain = base.predict(x_val, batch_size=256, verbose=0)
-    sampled = has_dropout(base)
+    sampled = has_dropout(base) if mc is None else bool(mc) and has_dropout(base)
     if task == "regression":
         mc_noise_variance = None
         if sampled:
@@ -89,7 +95,8 @@ def calibrate(model_or_predictor, x_val, y_val, *, n_samples: int = 50, seed: in
     else:
         pooling, mc_temperature = _fit_pooling(base, x_val, y_val, n_samples, seed, task) \
             if sampled else ("mean", 1.0)
-        layer = Calibration(task, temperature=fit_temperature(y_val, plain),
+        layer = Calibration(task, temperature=fit_temperature(y_val, plain,
+                                                              significance=significance),
                             mc_temperature=mc_temperature, mc_pooling=pooling,
                             name="calibration")
     calibrated = _with_attributes(keras.Model(_single(base.inputs), layer(base.outputs[0]),
