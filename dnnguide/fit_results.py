@@ -91,9 +91,9 @@ def calibrate_run(model, config, data: Dataset, metrics: dict, path: Path | None
     ``"temperature"`` (the tables' choice): an MC dropout model gets :func:`calibrate_mc`; any
     other classifier one temperature fitted on the validation split (Guo et al. 2017), which
     changes no prediction's class, and kept at 1 unless a likelihood-ratio test at
-    :data:`TEMPERATURE_SIGNIFICANCE` supports it. ``metrics`` gains the plain (``test_nll``, ``test_ece``,
-    ``test_brier``) and calibrated (``test_cal_*``) scores and the ``temperature``; with a run
-    directory, ``plots/reliability.png`` shows both. A regression model without MC dropout,
+    :data:`TEMPERATURE_SIGNIFICANCE` supports it. ``metrics`` gains the plain (``test_nll``,
+    ``test_ece``, ``test_brier``) and calibrated (``test_cal_*``) scores and the
+    ``temperature``; with a run directory, ``plots/reliability.png`` shows both. A regression model without MC dropout,
     a run without a validation split and ``"none"`` return the model unchanged.
     """
     from dnnguide.layers import has_dropout
