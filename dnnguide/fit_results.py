@@ -93,8 +93,9 @@ def calibrate_run(model, config, data: Dataset, metrics: dict, path: Path | None
     changes no prediction's class, and kept at 1 unless a likelihood-ratio test at
     :data:`TEMPERATURE_SIGNIFICANCE` supports it. ``metrics`` gains the plain (``test_nll``,
     ``test_ece``, ``test_brier``) and calibrated (``test_cal_*``) scores and the
-    ``temperature``; with a run directory, ``plots/reliability.png`` shows both. A regression model without MC dropout,
-    a run without a validation split and ``"none"`` return the model unchanged.
+    ``temperature``; with a run directory, ``plots/reliability.png`` shows both. A regression
+    model without MC dropout, a run without a validation split and ``"none"`` return the model
+    unchanged.
     """
     from dnnguide.layers import has_dropout
 
