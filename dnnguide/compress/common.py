@@ -42,13 +42,9 @@ def with_calibration(network: keras.Model, calibration, like: keras.Model) -> ke
     compiled like ``like`` and keeping its dnnguide attributes."""
     if calibration is None:
         return network
-    from dnnguide.compress.bridge import copy_attributes
+    from dnnguide.uncertainty.calibrated import attach
 
-    layer = type(calibration).from_config(calibration.get_config())
-    inputs = network.inputs[0] if len(network.inputs) == 1 else network.inputs
-    calibrated = keras.Model(inputs, layer(network.outputs[0]), name=like.name)
-    copy_attributes(like, calibrated)
-    return calibrated
+    return attach(network, type(calibration).from_config(calibration.get_config()), like)
 
 
 def model_task(model: keras.Model, data: Dataset) -> str:

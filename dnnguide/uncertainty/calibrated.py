@@ -99,16 +99,7 @@ def calibrate(model_or_predictor, x_val, y_val, *, n_samples: int = 50, seed: in
                                                               significance=significance),
                             mc_temperature=mc_temperature, mc_pooling=pooling,
                             name="calibration")
-    calibrated = _with_attributes(keras.Model(_single(base.inputs), layer(base.outputs[0]),
-                                              name=base.name), base)
-    if getattr(base, "compiled", False):
-        try:  # evaluate() should work on it as on the model; a fresh optimizer state
-            calibrated.compile_from_config(base.get_compile_config())
-        except Exception as exc:  # noqa: BLE001 - still complete for predict()
-            import warnings
-
-            warnings.warn(f"The calibrated model could not be compiled like the original "
-                          f"({exc!r}); compile it yourself before evaluate().", stacklevel=2)
+    calibrated = attach(base, layer)
     if predictor is not None:
         return MCDropoutPredictor(calibrated, task=task, max_rows=predictor.max_rows,
                                   seed=predictor.seed)
@@ -134,6 +125,28 @@ def _fit_pooling(model, x_val, y_val, n_samples, seed, task) -> tuple[str, float
         fits[pooling] = (negative_log_likelihood(y_val, temper(mean, temperature)), temperature)
     best = min(POOLINGS, key=lambda pooling: fits[pooling][0])  # min keeps the first on ties
     return best, fits[best][1]
+
+
+def attach(network, layer, like=None):
+    """``network`` ending in ``layer``, named, compiled and annotated like ``like``.
+
+    ``like`` defaults to ``network``. The compile config is copied (a fresh optimizer state) so
+    that ``evaluate()`` works on the result as on the original; the dnnguide attributes that
+    ``build_model`` attached (config, task) are kept. Shared by :func:`calibrate` and
+    compression, which puts a run's temperature back on a rebuilt network.
+    """
+    like = network if like is None else like
+    model = _with_attributes(keras.Model(_single(network.inputs), layer(network.outputs[0]),
+                                         name=like.name), like)
+    if getattr(like, "compiled", False):
+        try:
+            model.compile_from_config(like.get_compile_config())
+        except Exception as exc:  # noqa: BLE001 - still complete for predict()
+            import warnings
+
+            warnings.warn(f"The calibrated model could not be compiled like the original "
+                          f"({exc!r}); compile it yourself before evaluate().", stacklevel=3)
+    return model
 
 
 def uncalibrated(model):
