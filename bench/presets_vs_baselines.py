@@ -165,6 +165,19 @@ def _sklearn(contender: str, data, seed: int):
     return out, {"epochs": getattr(model, "n_iter_", None), "diverged": False}
 
 
+def load(name: str, seed: int, **kwargs):
+    """``dnnguide.load_dataset(name, seed=seed)``; a CSV is named ``path.csv`` or
+    ``path.csv:column``, its target the column ``target`` unless another is named
+    (``bench/heldout_data.py`` writes such files)."""
+    import dnnguide
+
+    path, csv, column = name.partition(".csv")
+    if not csv:
+        return dnnguide.load_dataset(name, seed=seed, **kwargs)
+    return dnnguide.load_dataset(path + csv, seed=seed, target=column.lstrip(":") or "target",
+                                 **kwargs)
+
+
 def user_scaled(name: str, seed: int):
     """The same split scaled as a user would: scikit-learn's ``StandardScaler`` on train.
 
@@ -175,9 +188,8 @@ def user_scaled(name: str, seed: int):
 
     from sklearn.preprocessing import StandardScaler
 
-    import dnnguide
 
-    data = dnnguide.load_dataset(name, seed=seed, standardize=False)
+    data = load(name, seed, standardize=False)
     scaler = StandardScaler().fit(data.x_train)
     x_train, x_val, x_test = (scaler.transform(x).astype("float32")
                               for x in (data.x_train, data.x_val, data.x_test))
@@ -225,23 +237,35 @@ def summarize(rows):
     return summary.reset_index()
 
 
+def _metrics_by_data(frame) -> dict[str, list[str]]:
+    """The metrics of each dataset in per-run rows or a summary: RMSE for a regression (one
+    with an RMSE in any row; diabetes even when every run diverged), else accuracy, NLL, ECE."""
+    column = "rmse" if "rmse" in frame else "rmse_mean"
+    regression = {"diabetes"}
+    if column in frame:
+        regression |= set(frame.loc[frame[column].notna(), "data"])
+    return {data: ["rmse"] if data in regression else ["accuracy", "nll", "ece"]
+            for data in frame["data"].unique()}
+
+
 def markdown(summary) -> str:
     """One markdown table: rows are contenders, columns data x metric, 'mean ± std'."""
     cells: dict[str, dict[str, str]] = {}
     columns = []
+    by_data = _metrics_by_data(summary)
     for row in summary.itertuples(index=False):
         row = row._asdict()
-        metrics = ["rmse"] if row["data"] == "diabetes" else ["accuracy", "nll", "ece"]
-        for metric in metrics:
+        for metric in by_data[row["data"]]:
             column = f"{row['data']} {metric}"
             if column not in columns:
                 columns.append(column)
             mean, std = row.get(f"{metric}_mean"), row.get(f"{metric}_std")
             if mean is None or not np.isfinite(mean):
                 text = f"NaN ({row.get('diverged', '?')} diverged)"
+            elif metric == "rmse":  # four figures: targets come in any units
+                text = f"{mean:.4g} ± {0 if np.isnan(std) else std:.2g}"
             else:
-                digits = 1 if metric == "rmse" else 3
-                text = f"{mean:.{digits}f} ± {0 if np.isnan(std) else std:.{digits}f}"
+                text = f"{mean:.3f} ± {0 if np.isnan(std) else std:.3f}"
             cells.setdefault(row["contender"], {})[column] = text
     lines = ["| contender | " + " | ".join(columns) + " |",
              "|---|" + "---|" * len(columns)]
@@ -262,11 +286,12 @@ def wins(summary, contender: str = "default") -> tuple[int, int, list[str]]:
     """Cells (data x metric) where ``contender`` beats every rival's mean; and the losses."""
     better = {"accuracy": np.greater, "nll": np.less, "ece": np.less, "rmse": np.less}
     won, total, lost = 0, 0, []
+    by_data = _metrics_by_data(summary)
     for data, part in summary.groupby("data", sort=False):
         own = part[part.contender == contender]
         if own.empty:
             continue
-        for metric in (["rmse"] if data == "diabetes" else ["accuracy", "nll", "ece"]):
+        for metric in by_data[data]:
             rivals = part[part.contender.isin(RIVALS)][f"{metric}_mean"]
             if rivals.empty:
                 continue
@@ -295,11 +320,12 @@ def paired(frame, contender: str, rivals=RIVALS, z: float = 2.0):
     import pandas as pd
 
     rows = []
+    by_data = _metrics_by_data(frame)
     for data, part in frame.groupby("data", sort=False):
         own = part[part.contender == contender].set_index("seed")
         if own.empty:
             continue
-        for metric in (["rmse"] if data == "diabetes" else ["accuracy", "nll", "ece"]):
+        for metric in by_data[data]:
             row, verdicts = {"data": data, "metric": metric,
                              "mean": float(own[metric].mean())}, []
             for rival in rivals:
@@ -358,9 +384,10 @@ def plot(summary, path: Path) -> Path:
     plt = pyplot()
     datasets = list(dict.fromkeys(summary["data"]))
     fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 4.8), squeeze=False)
+    by_data = _metrics_by_data(summary)
     for ax, name in zip(axes[0], datasets):
         part = summary[summary.data == name]
-        metric = "rmse" if name == "diabetes" else "accuracy"
+        metric = by_data[name][0]
         ax.barh(part["contender"], part[f"{metric}_mean"], xerr=part[f"{metric}_std"].fillna(0),
                 color=["tab:blue" if c in PRESETS or "+" in c else "tab:gray"
                        for c in part["contender"]])
@@ -466,7 +493,6 @@ def main(argv=None) -> int:
 def _run_all(args, csv: Path):
     import pandas as pd
 
-    import dnnguide
 
     done = pd.read_csv(csv) if (args.resume and csv.exists()) else None
     if csv.exists() and not args.resume:
@@ -490,7 +516,7 @@ def _run_all(args, csv: Path):
                 == key for r in rows):
             continue
         if (name, seed) not in cache:
-            cache = {(name, seed): dnnguide.load_dataset(name, seed=seed),
+            cache = {(name, seed): load(name, seed),
                      (name, seed, "user"): user_scaled(name, seed)}
         user = contender in BASELINES or contender.startswith("plain_relu")
         row = run_one(contender, cache[(name, seed) + (("user",) if user else ())], seed,

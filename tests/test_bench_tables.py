@@ -86,3 +86,27 @@ def test_baselines_get_the_split_scaled_as_a_user_would(harness):
     spread = user.x_train.std(0)
     np.testing.assert_allclose(spread[spread > 0], 1, atol=1e-4)  # plain StandardScaler
     assert np.abs(user.x_train).max() > 20 > 5 >= np.abs(ours.x_train).max() - 1e-4
+
+
+def test_a_csv_is_loaded_with_its_target_column_and_scored_by_its_task(harness, tmp_path):
+    # Held-out data (bench/heldout_data.py) goes through the same harness as the built-ins.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 3))
+    table = pd.DataFrame(x, columns=["a", "b", "c"])
+    table["price"] = x @ np.array([1.0, 2.0, 3.0])
+    table["target"] = (x[:, 0] > 0).astype(int)
+    path = tmp_path / "shop.csv"
+    table.to_csv(path, index=False)
+    binary, regression = harness.load(str(path), 0), harness.load(f"{path}:price", 0)
+    assert (binary.task, binary.x_train.shape[1]) == ("binary", 4)  # `price` is a feature
+    assert (regression.task, regression.x_train.shape[1]) == ("regression", 4)
+    # A regression is scored by RMSE whatever its name; a classifier's rows have no RMSE.
+    rows = [{"data": name, "contender": contender, "seed": s, "time_s": 1.0, **metrics}
+            for name, metrics in ((f"{path}:price", {"rmse": 1.0, "accuracy": np.nan}),
+                                  (str(path), {"accuracy": 0.9, "nll": 0.3, "ece": 0.02,
+                                               "rmse": np.nan}))
+            for contender in ("default", "keras_newcomer", "sklearn_mlp") for s in range(3)]
+    verdicts = harness.paired(pd.DataFrame(rows), "default")
+    assert sorted(verdicts[verdicts.data == f"{path}:price"].metric) == ["rmse"]
+    assert sorted(verdicts[verdicts.data == str(path)].metric) == ["accuracy", "ece", "nll"]
+    assert f"{path}:price rmse" in harness.markdown(harness.summarize(pd.DataFrame(rows)))

@@ -1,0 +1,82 @@
+"""Write datasets the presets were never tuned on, as CSVs for ``presets_vs_baselines.py``.
+
+The harness's four datasets (digits, breast_cancer, diabetes, mnist1d) are the ones every rule
+was measured on; a rule that only holds there is tuning, not a guideline. These are offline
+stand-ins for "data the benchmark does not contain", each a CSV whose target is the column
+``target``:
+
+- scikit-learn: ``wine`` (178 rows, 13 features, 3 classes), ``friedman1`` (Friedman's
+  nonlinear regression, 600 rows, 10 features of which 5 matter, noise 1), ``synth_cls``
+  (``make_classification``: 1,500 rows, 20 features, 4 classes of 2 clusters each, 3% of the
+  labels flipped);
+- statsmodels' bundled data, when statsmodels is installed (it is not a dnnguide dependency):
+  ``fair`` (6,366 rows, 8 features: had an affair, binary), ``anes96`` (944 rows, 10 features:
+  the 1996 vote, binary), ``star98`` (303 rows, 20 features: a school district's share of pupils
+  above the national median in maths, regression).
+
+Usage::
+
+    python bench/heldout_data.py --out heldout
+    python bench/presets_vs_baselines.py --out OUT --data heldout/wine.csv heldout/fair.csv ...
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def _frame(x, y) -> pd.DataFrame:
+    frame = pd.DataFrame(np.asarray(x, "float64"),
+                         columns=[f"x{i}" for i in range(np.shape(x)[1])])
+    frame["target"] = np.asarray(y)
+    return frame
+
+
+def sklearn_sets() -> dict[str, pd.DataFrame]:
+    from sklearn import datasets
+
+    wine = datasets.load_wine()
+    friedman = datasets.make_friedman1(n_samples=600, noise=1.0, random_state=0)
+    synth = datasets.make_classification(
+        n_samples=1500, n_features=20, n_informative=8, n_redundant=4, n_classes=4,
+        n_clusters_per_class=2, flip_y=0.03, random_state=0)
+    return {"wine": _frame(wine.data, wine.target), "friedman1": _frame(*friedman),
+            "synth_cls": _frame(*synth)}
+
+
+def statsmodels_sets() -> dict[str, pd.DataFrame]:
+    try:
+        from statsmodels import datasets
+    except ImportError:
+        print("statsmodels is not installed: fair, anes96 and star98 skipped "
+              "(pip install statsmodels)")
+        return {}
+    fair = datasets.fair.load_pandas().data
+    anes = datasets.anes96.load_pandas().data
+    star = datasets.star98.load_pandas().data
+    share = star.NABOVE / (star.NABOVE + star.NBELOW)
+    return {
+        "fair": _frame(fair.drop(columns=["affairs"]), (fair.affairs > 0).astype(int)),
+        "anes96": _frame(anes.drop(columns=["vote"]), anes.vote.astype(int)),
+        "star98": _frame(star.drop(columns=["NABOVE", "NBELOW"]), share),
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("heldout"))
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, frame in {**sklearn_sets(), **statsmodels_sets()}.items():
+        path = args.out / f"{name}.csv"
+        frame.to_csv(path, index=False)
+        print(f"{path}: {len(frame)} rows x {frame.shape[1] - 1} features")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
