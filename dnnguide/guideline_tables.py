@@ -181,8 +181,9 @@ COMMON_TABLE: dict[str, str] = {
     "until its validation loss stops falling is often overconfident, and one fitted "
     "temperature fixes that without changing any prediction's class (Guo et al. 2017). It "
     "stays 1 unless a likelihood-ratio test at 5% supports it, so a net that is calibrated "
-    "already keeps its outputs. Default preset, paired by seed: mnist1d NLL 0.680 -> 0.628, "
-    "ECE 0.075 -> 0.030 (5 seeds); digits NLL -0.005, ECE -0.001 (20 seeds).",
+    "already keeps its outputs. Default preset, paired by seed: mnist1d NLL 0.773 -> 0.733, "
+    "ECE 0.068 -> 0.033 (5 seeds); digits, whose 3-layer net is nearly calibrated already, "
+    "NLL -0.001 and ECE within noise (20 seeds).",
 }
 
 #: The values the exceptions set (their reasons are in :data:`EXCEPTIONS_TABLE`).

@@ -123,7 +123,9 @@ def recommend(
     """Apply the guideline tables to a situation, and the data-aware rules to the data.
 
     Args:
-        depth: number of hidden layers, or ``"shallow"`` / ``"deep"``.
+        depth: number of hidden layers, or ``"shallow"`` / ``"deep"`` (default: shallow, 5;
+            3 when the data has fewer than 10,000 training rows, except for SELU nets:
+            ``DATA_TABLE["depth"]``).
         width: units per hidden layer (default: from the data's features, else 100).
         sparse: the model must be sparse (L1 + pruning; never self-normalizing).
         low_latency: the model must predict fast (fewer layers, ReLU, BN folded, 8-bit).
@@ -172,6 +174,13 @@ def recommend(
     n_layers = _resolve_depth(depth)
     reasons: dict[str, str] = {}
     use_selu = self_normalizing and not sparse and not low_latency
+    depth_rule = data_rules.DATA_TABLE["depth"][0]
+    # No depth given (low_latency has its own) and small data: the rule's, measured on the
+    # default family; a SELU net keeps the table's (3 layers measured worse on digits, mnist1d).
+    small_depth = (depth is None and not use_selu and profile is not None
+                   and profile.n_train < depth_rule["rows"])
+    if small_depth:
+        n_layers = depth_rule["depth"]
     if use_selu:
         fields = _self_normalizing_fields(reasons, overfitting or risk_sensitive, dropout_rate)
     else:
@@ -184,6 +193,9 @@ def recommend(
                    else "SELU is slower than ReLU and BN folding replaces self-normalization.")
             )
     fields.update(depth=n_layers, width=width)
+    if small_depth:
+        reasons["depth"] = data_rules.reason("depth", n_train=profile.n_train, depth=n_layers,
+                                             rows=depth_rule["rows"], table=SHALLOW_DEPTH)
     reasons.setdefault("depth", f"{n_layers} hidden layers "
                        f"({'deep' if n_layers >= DEEP_FROM else 'shallow'}: deep from {DEEP_FROM}).")
     if sparse:
