@@ -188,7 +188,6 @@ def user_scaled(name: str, seed: int):
 
     from sklearn.preprocessing import StandardScaler
 
-
     data = load(name, seed, standardize=False)
     scaler = StandardScaler().fit(data.x_train)
     x_train, x_val, x_test = (scaler.transform(x).astype("float32")
@@ -492,7 +491,6 @@ def main(argv=None) -> int:
 
 def _run_all(args, csv: Path):
     import pandas as pd
-
 
     done = pd.read_csv(csv) if (args.resume and csv.exists()) else None
     if csv.exists() and not args.resume:
