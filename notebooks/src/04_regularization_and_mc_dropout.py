@@ -212,9 +212,9 @@ shift.round(3)
 # %% [markdown]
 # ## What we saw
 #
-# - Without dropout the network memorized MNIST-1D's training rows (training loss under 0.1
-#   after 60 epochs, against a best validation loss above 1) while its validation loss stopped
-#   improving after a few epochs.
+# - Without dropout the network memorized MNIST-1D's training rows (after 60 epochs its training
+#   loss was under a fifth of its best validation loss, which stayed above 1) while its
+#   validation loss stopped improving after about 20 epochs.
 # - Early stopping ended those runs and restored the weights of the epoch with the lowest
 #   validation loss. Here that epoch was not the one with the best accuracy: the run left to
 #   train on for the whole budget reached a higher test accuracy. The validation loss also
@@ -224,12 +224,14 @@ shift.round(3)
 #   little, and max-norm (1) alone lowered it by far less than dropout did. The self-normalizing
 #   network with AlphaDropout did worst here, as in notebook 1.
 # - MC dropout's mean prediction was better calibrated (lower ECE) than the plain prediction,
-#   temperature scaling lowered the ECE of both, and the calibrated MC prediction was the best
-#   calibrated of the four.
+#   temperature scaling lowered the ECE of both, and the two calibrated predictions ended within
+#   0.005 of each other: after its temperature, the plain prediction is about as well calibrated
+#   as the MC one on this network.
 # - Rejecting the most uncertain test examples raised the accuracy on the rest, for plain and
 #   MC predictions.
-# - MC dropout's predictive entropy and mutual information were higher on every shifted input
-#   set than on the test set.
+# - MC dropout's mutual information (the samples' disagreement) was higher on every shifted
+#   input set than on the test set, and its predictive entropy on the reversed signals and on
+#   pure noise; added noise alone need not raise the entropy.
 #
 # The numbers behind these sentences, recomputed from this run (a claim this run does not support
 # is marked):
@@ -243,9 +245,10 @@ print("test accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in accuracy.items())
 print("NLL / ECE: " + ", ".join(f"{k} {r.nll:.3f} / {r.ece:.3f}" for k, r in scores.iterrows()))
 print("MC entropy: " + ", ".join(f"{k} {v:.3f}" for k, v in shift["MC entropy"].items()))
 none = regularized["none (no early stopping)"].history
-claim("without dropout the training loss fell below 0.1, the best validation loss stayed above 1 "
-      "and was reached within the first 15 epochs",
-      none["loss"].iloc[-1] < 0.1 and none["val_loss"].min() > 1 and none["val_loss"].idxmin() < 15)
+claim("without dropout the final training loss was under a fifth of the best validation loss, "
+      "which stayed above 1 and was reached within the first 25 epochs",
+      none["loss"].iloc[-1] < none["val_loss"].min() / 5 and none["val_loss"].min() > 1
+      and none["val_loss"].idxmin() < 25)
 claim("the early-stopped run's test accuracy was below that of the run trained on",
       accuracy["early stopping"] < accuracy["none (no early stopping)"])
 dropout = ["dropout 0.2", "preset: dropout + weight decay"]
@@ -259,17 +262,19 @@ claim("the SELU network with AlphaDropout had the lowest test accuracy",
       accuracy.idxmin() == "SELU + AlphaDropout")
 claim("MC dropout's ECE was lower than the plain prediction's",
       scores.loc["mc", "ece"] < scores.loc["plain", "ece"])
-claim("calibration lowered the ECE of both, and the calibrated MC prediction had the lowest",
+claim("calibration lowered the ECE of both, and the calibrated ones ended within 0.005",
       scores.loc["calibrated", "ece"] < scores.loc["plain", "ece"]
       and scores.loc["calibrated_mc", "ece"] < scores.loc["mc", "ece"]
-      and scores["ece"].idxmin() == "calibrated_mc")
+      and abs(scores.loc["calibrated", "ece"] - scores.loc["calibrated_mc", "ece"]) < 0.005)
 curves = {k: dnnguide.rejection_curve(data.y_test, p) for k, p in
           (("plain", comparison.plain), ("mc", comparison.mc.mean))}
 claim("rejecting the most uncertain half raised the accuracy on the rest (plain and MC)",
       all(c.loc[c["rejected_fraction"].round(2) == 0.5, "accuracy"].item()
           > c["accuracy"].iloc[0] for c in curves.values()))
 shifted = [k for k in inputs if k != "test set"]
-claim("MC entropy and mutual information were higher on every shifted set than on the test set",
-      all(shift.loc[k, "MC entropy"] > shift.loc["test set", "MC entropy"]
-          and shift.loc[k, "MC mutual information"] > shift.loc["test set", "MC mutual information"]
-          for k in shifted))
+claim("MC mutual information was higher on every shifted set than on the test set, and MC "
+      "entropy on the reversed signals and on pure noise",
+      all(shift.loc[k, "MC mutual information"] > shift.loc["test set", "MC mutual information"]
+          for k in shifted)
+      and all(shift.loc[k, "MC entropy"] > shift.loc["test set", "MC entropy"]
+              for k in ("reversed", "pure noise")))
