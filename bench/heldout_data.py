@@ -8,11 +8,14 @@ stand-ins for "data the benchmark does not contain", each a CSV whose target is 
 - scikit-learn: ``wine`` (178 rows, 13 features, 3 classes), ``friedman1`` (Friedman's
   nonlinear regression, 600 rows, 10 features of which 5 matter, noise 1), ``synth_cls``
   (``make_classification``: 1,500 rows, 20 features, 4 classes of 2 clusters each, 3% of the
-  labels flipped);
+  labels flipped) and ``synth_cls_8k`` (the same recipe, 11,200 rows);
 - statsmodels' bundled data, when statsmodels is installed (it is not a dnnguide dependency):
   ``fair`` (6,366 rows, 8 features: had an affair, binary), ``anes96`` (944 rows, 10 features:
   the 1996 vote, binary), ``star98`` (303 rows, 20 features: a school district's share of pupils
-  above the national median in maths, regression).
+  above the national median in maths, regression), ``randhie_8k`` (11,200 of the RAND health
+  insurance experiment's 20,190 rows, 9 features: log(1 + doctor visits), regression).
+
+The ``_8k`` sets have ~8,000 training rows: they measure the edge of the small-data depth rule.
 
 Usage::
 
@@ -44,8 +47,11 @@ def sklearn_sets() -> dict[str, pd.DataFrame]:
     synth = datasets.make_classification(
         n_samples=1500, n_features=20, n_informative=8, n_redundant=4, n_classes=4,
         n_clusters_per_class=2, flip_y=0.03, random_state=0)
+    larger = datasets.make_classification(  # the same recipe at ~8,000 training rows
+        n_samples=11_200, n_features=20, n_informative=8, n_redundant=4, n_classes=4,
+        n_clusters_per_class=2, flip_y=0.03, random_state=1)
     return {"wine": _frame(wine.data, wine.target), "friedman1": _frame(*friedman),
-            "synth_cls": _frame(*synth)}
+            "synth_cls": _frame(*synth), "synth_cls_8k": _frame(*larger)}
 
 
 def statsmodels_sets() -> dict[str, pd.DataFrame]:
@@ -59,10 +65,12 @@ def statsmodels_sets() -> dict[str, pd.DataFrame]:
     anes = datasets.anes96.load_pandas().data
     star = datasets.star98.load_pandas().data
     share = star.NABOVE / (star.NABOVE + star.NBELOW)
+    rand = datasets.randhie.load_pandas().data.sample(n=11_200, random_state=0)
     return {
         "fair": _frame(fair.drop(columns=["affairs"]), (fair.affairs > 0).astype(int)),
         "anes96": _frame(anes.drop(columns=["vote"]), anes.vote.astype(int)),
         "star98": _frame(star.drop(columns=["NABOVE", "NBELOW"]), share),
+        "randhie_8k": _frame(rand.drop(columns=["mdvis"]), np.log1p(rand.mdvis)),
     }
 
 

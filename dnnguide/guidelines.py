@@ -124,7 +124,7 @@ def recommend(
 
     Args:
         depth: number of hidden layers, or ``"shallow"`` / ``"deep"`` (default: shallow, 5;
-            3 when the data has fewer than 10,000 training rows, except for SELU nets:
+            3 when the data has fewer than 5,000 training rows, except for SELU nets:
             ``DATA_TABLE["depth"]``).
         width: units per hidden layer (default: from the data's features, else 100).
         sparse: the model must be sparse (L1 + pruning; never self-normalizing).

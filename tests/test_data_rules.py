@@ -36,7 +36,7 @@ def test_small_data_gets_weight_decay_and_dropout_with_a_reason_naming_the_rows(
 def test_small_data_gets_three_hidden_layers_unless_a_depth_is_given():
     rec = recommend(data=DIABETES)
     assert rec.config.depth == DATA_TABLE["depth"][0]["depth"] == 3
-    assert "317 training rows (fewer than 10,000): 3 hidden layers" in rec.reasons["depth"]
+    assert "317 training rows (fewer than 5,000): 3 hidden layers" in rec.reasons["depth"]
     assert "depth=5" in rec.reasons["depth"]  # the way back, where depth pays
     assert "8,896 weights" in rec.reasons["regularization"]  # sized on the 3 layers it has
     for preset in ("default", "sparse", "risk_sensitive"):
@@ -47,6 +47,9 @@ def test_small_data_gets_three_hidden_layers_unless_a_depth_is_given():
     assert recommend(depth="shallow", data=DIABETES).config.depth == 5
     assert get_preset("default", data=MNIST1D, depth=4).depth == 4
     assert recommend(data=BIG).config.depth == recommend().config.depth == 5
+    # from 5,000 rows the gain was gone: the table's depth, with the small-data regularization
+    near_edge = recommend(data=DataProfile(8000, 20, "classification", 4)).config
+    assert (near_edge.depth, near_edge.regularization.dropout_rate) == (5, 0.2)
     assert "deep from" in recommend(data=BIG).reasons["depth"]
     # low latency has its own depth and reason ("fewer layers"), data or not
     low = recommend(low_latency=True, data=DIABETES)
