@@ -107,22 +107,30 @@ def calibrate_run(model, config, data: Dataset, metrics: dict, path: Path | None
         return model
     from dnnguide.calibration import reliability_diagram
     from dnnguide.uncertainty import calibrate, calibration_layer
-    from dnnguide.uncertainty_report import fresh_path, prediction_metrics
+    from dnnguide.uncertainty_report import fresh_path
 
     calibrated = calibrate(model, data.x_val, data.y_val, task=data.task, mc=False,
                            significance=TEMPERATURE_SIGNIFICANCE)
     x, y = data.x_test, data.y_test
     probs = {"": model.predict(x, batch_size=256, verbose=0),
              "cal_": calibrated.predict(x, batch_size=256, verbose=0)}
-    for prefix, prediction in probs.items():
-        scores = prediction_metrics(y, (prediction, None), data.task)
-        metrics.update({f"test_{prefix}{k}": v for k, v in scores.items()
-                        if f"test_{prefix}{k}" not in metrics})
+    _record_scores(metrics, y, {k: (p, None) for k, p in probs.items()}, data.task)
     metrics["temperature"] = calibration_layer(calibrated).temperature
     if path is not None:
         reliability_diagram(y, {"plain": probs[""], "calibrated": probs["cal_"]},
                             fresh_path(path / "plots" / "reliability.png"))
     return calibrated
+
+
+def _record_scores(metrics: dict, y, predictions: dict, task: str) -> None:
+    """``test_<prefix><score>`` of each ``prefix -> (prediction, noise variance)``; a score
+    ``evaluate`` already wrote (``test_accuracy``) is kept."""
+    from dnnguide.uncertainty_report import prediction_metrics
+
+    for prefix, prediction in predictions.items():
+        scores = prediction_metrics(y, prediction, task)
+        metrics.update({f"test_{prefix}{k}": v for k, v in scores.items()
+                        if f"test_{prefix}{k}" not in metrics})
 
 
 def calibrate_mc(model, data: Dataset, metrics: dict, path: Path | None,
@@ -142,7 +150,7 @@ def calibrate_mc(model, data: Dataset, metrics: dict, path: Path | None,
     if not has_dropout(model, kinds=("mc",)) or len(data.x_val) == 0:
         return model
     from dnnguide.uncertainty import calibrate, calibration_layer, mc_predict
-    from dnnguide.uncertainty_report import prediction_metrics, save_run_plots
+    from dnnguide.uncertainty_report import save_run_plots
 
     calibrated = calibrate(model, data.x_val, data.y_val, n_samples=n_samples, seed=0,
                            task=data.task)
@@ -154,10 +162,7 @@ def calibrate_mc(model, data: Dataset, metrics: dict, path: Path | None,
         "cal_": (calibrated.predict(x, batch_size=256, verbose=0), layer.noise_variance),
         "cal_mc_": mc_predict(calibrated, x, n_samples, task=data.task, seed=0, verbose=0),
     }
-    for prefix, prediction in predictions.items():
-        scores = prediction_metrics(y, prediction, data.task)
-        metrics.update({f"test_{prefix}{k}": v for k, v in scores.items()
-                        if f"test_{prefix}{k}" not in metrics})
+    _record_scores(metrics, y, predictions, data.task)
     if data.task == "regression":
         metrics["noise_std"] = float(np.sqrt(np.mean(layer.noise_variance)))
         metrics["mc_noise_std"] = float(np.sqrt(np.mean(layer.mc_noise_variance)))

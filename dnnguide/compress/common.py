@@ -29,12 +29,10 @@ def split_calibration(model: keras.Model):
     (what :func:`dnnguide.fit` adds). Compression retrains and rebuilds the network only: the
     temperature rescales its outputs and goes back on top with :func:`with_calibration`.
     """
-    from dnnguide.layers import Calibration
     from dnnguide.uncertainty.calibrated import uncalibrated
 
-    if model.layers and isinstance(model.layers[-1], Calibration):
-        return uncalibrated(model), model.layers[-1]
-    return model, None
+    network = uncalibrated(model)  # the one test of "ends in a Calibration layer"
+    return network, (None if network is model else model.layers[-1])
 
 
 def with_calibration(network: keras.Model, calibration, like: keras.Model) -> keras.Model:

@@ -84,7 +84,7 @@ def calibrate(model_or_predictor, x_val, y_val, *, n_samples: int = 50, seed: in
         raise ValueError("Arguments `x_val` and `y_val` must hold validation examples to fit "
                          f"the calibration on. Received: {len(x_val)} examples")
     plain = base.predict(x_val, batch_size=256, verbose=0)
-    sampled = has_dropout(base) if mc is None else bool(mc) and has_dropout(base)
+    sampled = (mc is None or bool(mc)) and has_dropout(base)
     if task == "regression":
         mc_noise_variance = None
         if sampled:
