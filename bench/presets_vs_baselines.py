@@ -93,6 +93,7 @@ def _dnnguide(contender: str, data, seed: int, epochs: int | None, depth: int | 
         overrides.setdefault("schedule", "onecycle")
     if depth:
         overrides["depth"] = depth
+    epochs = overrides.pop("epochs", epochs)  # "default+onecycle[epochs=45]" names its budget
     result = dnnguide.fit(preset, data, run_dir=None, seed=seed, verbose=0, epochs=epochs,
                           **overrides)
     model = result.model
