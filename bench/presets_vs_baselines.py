@@ -179,6 +179,13 @@ def load(name: str, seed: int, **kwargs):
                                  **kwargs)
 
 
+def row_name(name: str) -> str:
+    """The ``data`` column of a run on ``name``: the dataset's own name (a CSV's file stem), as
+    ``load(name, seed).name`` gives it, without loading it."""
+    path, csv, _ = name.partition(".csv")
+    return Path(path).name if csv else name
+
+
 def user_scaled(name: str, seed: int):
     """The same split scaled as a user would: scikit-learn's ``StandardScaler`` on train.
 
@@ -509,7 +516,8 @@ def _run_all(args, csv: Path):
 
     cache = {}
     for name, contender, seed, depth in tqdm(plan, desc="runs", unit="run"):
-        key = (name, contender, seed) + ((depth,) if args.depth_study else ())
+        # Rows name their data as the dataset does (a CSV by its stem), not by the path given.
+        key = (row_name(name), contender, seed) + ((depth,) if args.depth_study else ())
         if done is not None and any(
                 (r["data"], r["contender"], r["seed"]) + ((r.get("depth"),) if depth else ())
                 == key for r in rows):

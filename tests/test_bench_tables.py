@@ -100,6 +100,10 @@ def test_a_csv_is_loaded_with_its_target_column_and_scored_by_its_task(harness, 
     binary, regression = harness.load(str(path), 0), harness.load(f"{path}:price", 0)
     assert (binary.task, binary.x_train.shape[1]) == ("binary", 4)  # `price` is a feature
     assert (regression.task, regression.x_train.shape[1]) == ("regression", 4)
+    # --resume finds a CSV's finished rows under the name the dataset gives itself.
+    assert harness.row_name(str(path)) == binary.name == "shop"
+    assert harness.row_name(f"{path}:price") == regression.name
+    assert harness.row_name("digits") == harness.load("digits", 0).name
     # A regression is scored by RMSE whatever its name; a classifier's rows have no RMSE.
     rows = [{"data": name, "contender": contender, "seed": s, "time_s": 1.0, **metrics}
             for name, metrics in ((f"{path}:price", {"rmse": 1.0, "accuracy": np.nan}),
