@@ -114,3 +114,24 @@ def test_a_csv_is_loaded_with_its_target_column_and_scored_by_its_task(harness, 
     assert sorted(verdicts[verdicts.data == f"{path}:price"].metric) == ["rmse"]
     assert sorted(verdicts[verdicts.data == str(path)].metric) == ["accuracy", "ece", "nll"]
     assert f"{path}:price rmse" in harness.markdown(harness.summarize(pd.DataFrame(rows)))
+
+
+def test_ablations_pair_each_variant_with_the_default_by_seed(harness):
+    # bench/ablations.py's table: variant minus base, seed by seed, per data and metric
+    # (harness loaded first: ablations imports it by name).
+    spec = importlib.util.spec_from_file_location("ablations", HARNESS.parent / "ablations.py")
+    ablations = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ablations)
+    rows = [{"data": "digits", "variant": v, "seed": s, "accuracy": acc, "nll": nll, "ece": 0.02}
+            for s, (acc, nll) in enumerate([(0.90, 0.30), (0.92, 0.20), (0.94, 0.25)])
+            for v, shift in (("base", 0.0), ("ema", 0.01)) for acc, nll in [(acc + shift,
+                                                                              nll - shift * s)]]
+    rows += [{"data": "diabetes", "variant": v, "seed": s, "rmse": r}
+             for s in range(2) for v, r in (("base", 50.0 + s), ("ema", 49.0 + 3 * s))]
+    table = ablations.paired(pd.DataFrame(rows)).set_index(["data", "metric"])
+    assert np.isclose(table.loc[("digits", "accuracy"), "diff"], 0.01)
+    assert np.isclose(table.loc[("digits", "accuracy"), "se"], 0.0, atol=1e-12)
+    assert np.isclose(table.loc[("digits", "nll"), "diff"], -0.01)  # -0.01 * seed, averaged
+    assert np.isclose(table.loc[("digits", "nll"), "se"], 0.01 / np.sqrt(3))
+    assert np.isclose(table.loc[("diabetes", "rmse"), "diff"], 0.0)  # -1 and +1
+    assert ("diabetes", "accuracy") not in table.index and list(table.n) == [2, 3, 3, 3]

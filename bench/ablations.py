@@ -1,0 +1,183 @@
+"""Ideas measured against the default preset and not adopted, so they can be measured again.
+
+    python bench/ablations.py ema --data breast_cancer digits diabetes --seeds 0 1 2 3 4 5 6 7 8 9
+    python bench/ablations.py refit --data breast_cancer digits diabetes --seeds 0 ... 9
+    python bench/ablations.py mc_rate --data digits breast_cancer --seeds 0 ... 6
+
+- ``ema``: validate, keep and predict with an exponential moving average of the weights
+  (Polyak averaging) over ``--horizons`` epochs of steps (1 and 3) instead of the raw weights;
+- ``refit``: Goodfellow et al. (2016), algorithm 7.2: early stopping finds the epochs, then
+  the same network is trained again on train + validation for that many epochs, replaying the
+  learning rate the first run used in each epoch; the first run's temperature is kept;
+- ``mc_rate``: the risk-sensitive preset with a higher dropout rate, scored by its calibrated
+  MC prediction (more diverse masks, in the hope of a better MC average).
+
+Each row is one run scored on the test split (``presets_vs_baselines._score``: accuracy, NLL
+and 15-bin ECE, or RMSE), with the variant's name; ``base`` is the default preset itself
+(``dnnguide.fit("default", data, seed=s)``, scored as the harness scores it). Rows are written
+to ``--csv`` (never an existing one) as they finish; the paired differences against ``base``
+print at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def ema_callback(horizon_epochs: float):
+    """A callback that averages the trainable weights over ``horizon_epochs`` epochs of steps
+    and swaps the average in for validation (so early stopping picks, and keeps, averages)."""
+    import keras
+    import tensorflow as tf
+
+    class EMAWeights(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            momentum = 1.0 - 1.0 / max(1.0, horizon_epochs * (self.params.get("steps") or 1))
+            self.weights = list(self.model.trainable_variables)
+            self.shadow = [tf.Variable(w.numpy(), trainable=False) for w in self.weights]
+            self.raw = None
+
+            @tf.function
+            def update():
+                for s, w in zip(self.shadow, self.weights):
+                    s.assign(momentum * s + (1.0 - momentum) * tf.convert_to_tensor(w))
+
+            self.update = update
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.update()
+
+        def on_test_begin(self, logs=None):  # validation: the average, until the next epoch
+            if self.raw is None:
+                self.raw = [w.numpy() for w in self.weights]
+                for w, s in zip(self.weights, self.shadow):
+                    w.assign(s.numpy())
+
+        def on_epoch_begin(self, epoch, logs=None):
+            if self.raw is not None:
+                for w, r in zip(self.weights, self.raw):
+                    w.assign(r)
+                self.raw = None
+
+    return EMAWeights()
+
+
+def _predict(model, data):
+    return model.predict(data.x_test, batch_size=1024, verbose=0)
+
+
+def ema_rows(data, seed, horizons):
+    import dnnguide
+
+    yield "base", _predict(dnnguide.fit("default", data, run_dir=None, seed=seed,
+                                        verbose=0).model, data)
+    for horizon in horizons:
+        result = dnnguide.fit("default", data, run_dir=None, seed=seed, verbose=0,
+                              callbacks=[ema_callback(horizon)])
+        yield f"ema_{horizon:g}_epochs", _predict(result.model, data)
+
+
+def refit_rows(data, seed):
+    import keras
+    import numpy as np
+
+    import dnnguide
+    from dnnguide.calibration import temper
+    from dnnguide.uncertainty import uncalibrated
+
+    first = dnnguide.fit("default", data, run_dir=None, seed=seed, verbose=0)
+    yield "base", _predict(first.model, data)
+    epochs = int(first.metrics["best_epoch"])
+    rates = list(first.history["learning_rate"])[:epochs]
+    full = dataclasses.replace(data, x_train=np.concatenate([data.x_train, data.x_val]),
+                               y_train=np.concatenate([data.y_train, data.y_val]))
+    config = dataclasses.replace(
+        first.config, epochs=epochs, calibration="none",
+        early_stopping=dataclasses.replace(first.config.early_stopping, enabled=False),
+        schedule=dataclasses.replace(first.config.schedule, name="constant"))
+    replay = keras.callbacks.LearningRateScheduler(lambda epoch, lr: float(rates[epoch]))
+    again = dnnguide.fit(config, full, run_dir=None, seed=seed, verbose=0, callbacks=[replay])
+    out = _predict(uncalibrated(again.model), data)
+    yield "refit", out if data.task == "regression" else temper(
+        out, first.metrics.get("temperature", 1.0))
+
+
+def mc_rate_rows(data, seed, rates):
+    import dnnguide
+
+    yield "base", _predict(dnnguide.fit("default", data, run_dir=None, seed=seed,
+                                        verbose=0).model, data)
+    for rate in rates:
+        result = dnnguide.fit("risk_sensitive", data, run_dir=None, seed=seed, verbose=0,
+                              dropout_rate=rate)
+        yield f"risk_sensitive_mc_{rate:g}", dnnguide.mc_predict(
+            result.model, data.x_test, seed=seed, verbose=0).mean
+
+
+def paired(frame):
+    """Each variant minus ``base``, paired by seed: mean ± standard error per data x metric."""
+    import numpy as np
+    import pandas as pd
+
+    rows = []
+    for (data, variant), runs in frame[frame.variant != "base"].groupby(["data", "variant"]):
+        base = frame[(frame.data == data) & (frame.variant == "base")].set_index("seed")
+        runs = runs.set_index("seed")
+        for metric in ("accuracy", "nll", "ece", "rmse"):
+            if metric not in runs or runs[metric].isna().all():
+                continue
+            diff = (runs[metric] - base[metric]).dropna()
+            rows.append({"data": data, "variant": variant, "metric": metric, "n": len(diff),
+                         "base": base[metric].mean(), "variant_mean": runs[metric].mean(),
+                         "diff": diff.mean(),
+                         "se": diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else None})
+    return pd.DataFrame(rows)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("ablation", choices=("ema", "refit", "mc_rate"))
+    parser.add_argument("--data", nargs="+", default=["breast_cancer", "digits", "diabetes"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--horizons", type=float, nargs="+", default=[1.0, 3.0])
+    parser.add_argument("--rates", type=float, nargs="+", default=[0.2, 0.35, 0.5])
+    parser.add_argument("--csv", default="ablations.csv")
+    args = parser.parse_args(argv)
+
+    import pandas as pd
+
+    import presets_vs_baselines as harness
+
+    csv = Path(args.csv)
+    if csv.exists():
+        raise SystemExit(f"{csv} exists: name another --csv (results are never overwritten).")
+    rows = []
+    for name in args.data:
+        for seed in args.seeds:
+            data = harness.load(name, seed)
+            start = time.perf_counter()
+            variants = {"ema": lambda: ema_rows(data, seed, args.horizons),
+                        "refit": lambda: refit_rows(data, seed),
+                        "mc_rate": lambda: mc_rate_rows(data, seed, args.rates)}[args.ablation]()
+            for variant, out in variants:
+                row = {"data": data.name, "variant": variant, "seed": seed,
+                       **harness._score(data, out),
+                       "time_s": round(time.perf_counter() - start, 1)}
+                rows.append(row)
+                print(row, flush=True)
+                # The whole table each time: a regression's rows have other columns.
+                pd.DataFrame(rows).to_csv(csv, index=False)
+    print(paired(pd.DataFrame(rows)).round(4).to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
