@@ -34,7 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 def ema_callback(horizon_epochs: float):
     """A callback that averages the trainable weights over ``horizon_epochs`` epochs of steps
-    and swaps the average in for validation (so early stopping picks, and keeps, averages)."""
+    and swaps the average in for validation (so early stopping picks, and keeps, averages).
+
+    Not Keras' ``use_ema=True``: that optimizer option writes the average into the weights only
+    when ``fit`` ends, so validation and early stopping would see the raw weights.
+    """
     import keras
     import tensorflow as tf
 
