@@ -37,7 +37,8 @@ def ema_callback(horizon_epochs: float):
     and swaps the average in for validation (so early stopping picks, and keeps, averages).
 
     Not Keras' ``use_ema=True``: that optimizer option writes the average into the weights only
-    when ``fit`` ends, so validation and early stopping would see the raw weights.
+    when ``fit`` ends, so validation and early stopping would see the raw weights (and with
+    ``ema_overwrite_frequency`` set, training goes on from the average, which is another method).
     """
     import keras
     import tensorflow as tf
