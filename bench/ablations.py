@@ -14,9 +14,9 @@
 
 Each row is one run scored on the test split (``presets_vs_baselines._score``: accuracy, NLL
 and 15-bin ECE, or RMSE), with the variant's name; ``base`` is the default preset itself
-(``dnnguide.fit("default", data, seed=s)``, scored as the harness scores it). Rows are written
-to ``--csv`` (never an existing one) as they finish; the paired differences against ``base``
-print at the end.
+(``dnnguide.fit("default", data, seed=s)``, scored as the harness scores it); ``time_s`` counts
+from the start of the seed's first fit. Rows are written to ``--csv`` (never an existing one) as
+they finish; the paired differences against ``base`` print at the end.
 """
 
 from __future__ import annotations
@@ -79,11 +79,16 @@ def _predict(model, data):
     return model.predict(data.x_test, batch_size=1024, verbose=0)
 
 
+def _default(data, seed):
+    import dnnguide
+
+    return dnnguide.fit("default", data, run_dir=None, seed=seed, verbose=0)
+
+
 def ema_rows(data, seed, horizons):
     import dnnguide
 
-    yield "base", _predict(dnnguide.fit("default", data, run_dir=None, seed=seed,
-                                        verbose=0).model, data)
+    yield "base", _predict(_default(data, seed).model, data)
     for horizon in horizons:
         result = dnnguide.fit("default", data, run_dir=None, seed=seed, verbose=0,
                               callbacks=[ema_callback(horizon)])
@@ -98,7 +103,7 @@ def refit_rows(data, seed):
     from dnnguide.calibration import temper
     from dnnguide.uncertainty import uncalibrated
 
-    first = dnnguide.fit("default", data, run_dir=None, seed=seed, verbose=0)
+    first = _default(data, seed)
     yield "base", _predict(first.model, data)
     epochs = int(first.metrics["best_epoch"])
     rates = list(first.history["learning_rate"])[:epochs]
@@ -118,8 +123,7 @@ def refit_rows(data, seed):
 def mc_rate_rows(data, seed, rates):
     import dnnguide
 
-    yield "base", _predict(dnnguide.fit("default", data, run_dir=None, seed=seed,
-                                        verbose=0).model, data)
+    yield "base", _predict(_default(data, seed).model, data)
     for rate in rates:
         result = dnnguide.fit("risk_sensitive", data, run_dir=None, seed=seed, verbose=0,
                               dropout_rate=rate)
