@@ -16,7 +16,8 @@ Each row is one run scored on the test split (``presets_vs_baselines._score``: a
 and 15-bin ECE, or RMSE), with the variant's name; ``base`` is the default preset itself
 (``dnnguide.fit("default", data, seed=s)``, scored as the harness scores it); ``time_s`` counts
 from the start of the seed's first fit. Rows are written to ``--csv`` (never an existing one) as
-they finish; the paired differences against ``base`` print at the end.
+they finish; each variant's gain over ``base``, paired by seed, prints at the end
+(:func:`paired`).
 """
 
 from __future__ import annotations
@@ -79,31 +80,27 @@ def _predict(model, data):
     return model.predict(data.x_test, batch_size=1024, verbose=0)
 
 
-def _default(data, seed):
+def _fit(preset, data, seed, **kwargs):
     import dnnguide
 
-    return dnnguide.fit("default", data, run_dir=None, seed=seed, verbose=0)
+    return dnnguide.fit(preset, data, run_dir=None, seed=seed, verbose=0, **kwargs)
 
 
-def ema_rows(data, seed, horizons):
-    import dnnguide
-
-    yield "base", _predict(_default(data, seed).model, data)
-    for horizon in horizons:
-        result = dnnguide.fit("default", data, run_dir=None, seed=seed, verbose=0,
-                              callbacks=[ema_callback(horizon)])
+def ema_rows(data, seed, args):
+    yield "base", _predict(_fit("default", data, seed).model, data)
+    for horizon in args.horizons:
+        result = _fit("default", data, seed, callbacks=[ema_callback(horizon)])
         yield f"ema_{horizon:g}_epochs", _predict(result.model, data)
 
 
-def refit_rows(data, seed):
+def refit_rows(data, seed, args):
     import keras
     import numpy as np
 
-    import dnnguide
     from dnnguide.calibration import temper
     from dnnguide.uncertainty import uncalibrated
 
-    first = _default(data, seed)
+    first = _fit("default", data, seed)
     yield "base", _predict(first.model, data)
     epochs = int(first.metrics["best_epoch"])
     rates = list(first.history["learning_rate"])[:epochs]
@@ -114,46 +111,41 @@ def refit_rows(data, seed):
         early_stopping=dataclasses.replace(first.config.early_stopping, enabled=False),
         schedule=dataclasses.replace(first.config.schedule, name="constant"))
     replay = keras.callbacks.LearningRateScheduler(lambda epoch, lr: float(rates[epoch]))
-    again = dnnguide.fit(config, full, run_dir=None, seed=seed, verbose=0, callbacks=[replay])
-    out = _predict(uncalibrated(again.model), data)
+    out = _predict(uncalibrated(_fit(config, full, seed, callbacks=[replay]).model), data)
     yield "refit", out if data.task == "regression" else temper(
         out, first.metrics.get("temperature", 1.0))
 
 
-def mc_rate_rows(data, seed, rates):
+def mc_rate_rows(data, seed, args):
     import dnnguide
 
-    yield "base", _predict(_default(data, seed).model, data)
-    for rate in rates:
-        result = dnnguide.fit("risk_sensitive", data, run_dir=None, seed=seed, verbose=0,
-                              dropout_rate=rate)
+    yield "base", _predict(_fit("default", data, seed).model, data)
+    for rate in args.rates:
+        result = _fit("risk_sensitive", data, seed, dropout_rate=rate)
         yield f"risk_sensitive_mc_{rate:g}", dnnguide.mc_predict(
             result.model, data.x_test, seed=seed, verbose=0).mean
 
 
+ABLATIONS = {"ema": ema_rows, "refit": refit_rows, "mc_rate": mc_rate_rows}
+
+
 def paired(frame):
-    """Each variant minus ``base``, paired by seed: mean ± standard error per data x metric."""
-    import numpy as np
+    """Each variant against ``base`` by the harness's own pairing (``presets_vs_baselines.paired``:
+    ``gain_base`` is the mean improvement per seed, accuracy up and NLL/ECE/RMSE down, ``se_base``
+    its standard error, and a win / tie / loss verdict at 2 standard errors)."""
     import pandas as pd
 
-    rows = []
-    for (data, variant), runs in frame[frame.variant != "base"].groupby(["data", "variant"]):
-        base = frame[(frame.data == data) & (frame.variant == "base")].set_index("seed")
-        runs = runs.set_index("seed")
-        for metric in ("accuracy", "nll", "ece", "rmse"):
-            if metric not in runs or runs[metric].isna().all():
-                continue
-            diff = (runs[metric] - base[metric]).dropna()
-            rows.append({"data": data, "variant": variant, "metric": metric, "n": len(diff),
-                         "base": base[metric].mean(), "variant_mean": runs[metric].mean(),
-                         "diff": diff.mean(),
-                         "se": diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else None})
-    return pd.DataFrame(rows)
+    import presets_vs_baselines as harness
+
+    frame = frame.rename(columns={"variant": "contender"})
+    tables = [harness.paired(frame, variant, rivals=("base",)).assign(variant=variant)
+              for variant in frame.contender.unique() if variant != "base"]
+    return pd.concat(tables, ignore_index=True)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("ablation", choices=("ema", "refit", "mc_rate"))
+    parser.add_argument("ablation", choices=tuple(ABLATIONS))
     parser.add_argument("--data", nargs="+", default=["breast_cancer", "digits", "diabetes"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--horizons", type=float, nargs="+", default=[1.0, 3.0])
@@ -173,10 +165,7 @@ def main(argv=None) -> int:
         for seed in args.seeds:
             data = harness.load(name, seed)
             start = time.perf_counter()
-            variants = {"ema": lambda: ema_rows(data, seed, args.horizons),
-                        "refit": lambda: refit_rows(data, seed),
-                        "mc_rate": lambda: mc_rate_rows(data, seed, args.rates)}[args.ablation]()
-            for variant, out in variants:
+            for variant, out in ABLATIONS[args.ablation](data, seed, args):
                 row = {"data": data.name, "variant": variant, "seed": seed,
                        **harness._score(data, out),
                        "time_s": round(time.perf_counter() - start, 1)}

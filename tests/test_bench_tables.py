@@ -117,8 +117,9 @@ def test_a_csv_is_loaded_with_its_target_column_and_scored_by_its_task(harness, 
 
 
 def test_ablations_pair_each_variant_with_the_default_by_seed(harness):
-    # bench/ablations.py's table: variant minus base, seed by seed, per data and metric
-    # (harness loaded first: ablations imports it by name).
+    # bench/ablations.py's table is the harness's pairing, base as the one rival: the gain per
+    # seed (accuracy up, NLL / RMSE down) per data and metric (harness loaded first: ablations
+    # imports it by name).
     spec = importlib.util.spec_from_file_location("ablations", HARNESS.parent / "ablations.py")
     ablations = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ablations)
@@ -129,9 +130,12 @@ def test_ablations_pair_each_variant_with_the_default_by_seed(harness):
     rows += [{"data": "diabetes", "variant": v, "seed": s, "rmse": r}
              for s in range(2) for v, r in (("base", 50.0 + s), ("ema", 49.0 + 3 * s))]
     table = ablations.paired(pd.DataFrame(rows)).set_index(["data", "metric"])
-    assert np.isclose(table.loc[("digits", "accuracy"), "diff"], 0.01)
-    assert np.isclose(table.loc[("digits", "accuracy"), "se"], 0.0, atol=1e-12)
-    assert np.isclose(table.loc[("digits", "nll"), "diff"], -0.01)  # -0.01 * seed, averaged
-    assert np.isclose(table.loc[("digits", "nll"), "se"], 0.01 / np.sqrt(3))
-    assert np.isclose(table.loc[("diabetes", "rmse"), "diff"], 0.0)  # -1 and +1
-    assert ("diabetes", "accuracy") not in table.index and list(table.n) == [2, 3, 3, 3]
+    assert np.isclose(table.loc[("digits", "accuracy"), "gain_base"], 0.01)
+    assert np.isclose(table.loc[("digits", "accuracy"), "se_base"], 0.0, atol=1e-12)
+    assert np.isclose(table.loc[("digits", "nll"), "gain_base"], 0.01)  # 0.01 * seed, averaged
+    assert np.isclose(table.loc[("digits", "nll"), "se_base"], 0.01 / np.sqrt(3))
+    assert np.isclose(table.loc[("diabetes", "rmse"), "gain_base"], 0.0)  # +1 and -1
+    assert ("diabetes", "accuracy") not in table.index and len(table) == 4
+    assert table.loc[("digits", "accuracy"), "verdict"] == "win"
+    assert table.loc[("diabetes", "rmse"), "verdict"] == "tie"
+    assert (table.variant == "ema").all()
