@@ -155,12 +155,17 @@ def _finder_suggestion(config: NetworkConfig, data: Dataset, seed: int, rule: st
 
 
 def onecycle_max_lr(config: NetworkConfig, data: Dataset, seed: int) -> NetworkConfig:
-    """1cycle's peak LR from the LR finder on this config and data (``minimum`` rule).
+    """1cycle's peak LR from the LR finder on this config and data (``minimum`` rule), lifted
+    towards ``ONECYCLE_TABLE["max_lr_floor"]`` times the config's constant learning rate
+    (:func:`dnnguide.lr_finder.onecycle_peak`).
 
     The finder's ``valley`` rule is too cautious for a peak (mnist1d: 1cycle lost to a
     constant LR with it); a tenth of the LR at the loss minimum is Smith's advice.
     """
-    max_lr = _finder_suggestion(config, data, seed, "minimum")
+    from dnnguide.lr_finder import onecycle_peak
+
+    minimum = _finder_suggestion(config, data, seed, "minimum")
+    max_lr = onecycle_peak(minimum, config.optimizer.learning_rate)
     return replace(config, schedule=replace(config.schedule, max_lr=max_lr))
 
 

@@ -151,6 +151,23 @@ def minimum_suggestion(lrs, smoothed_losses) -> float:
     return float(max(lrs[int(np.argmin(losses))] / 10, first))  # stay inside the swept range
 
 
+def onecycle_peak(minimum: float, learning_rate: float) -> float:
+    """1cycle's ``max_lr`` from the finder's ``minimum`` suggestion and the constant LR.
+
+    The ``minimum`` suggestion (a tenth of the LR at the lowest loss), lifted towards
+    ``ONECYCLE_TABLE["max_lr_floor"]`` (5) times the learning rate the network would train
+    with at a constant rate, but never above a third of the LR at the lowest loss; the
+    table gives the reasons.
+
+        >>> onecycle_peak(0.0018, 0.001), onecycle_peak(0.02, 0.001), onecycle_peak(0.0015, 0.01)
+        (0.005, 0.02, 0.005)
+    """
+    from dnnguide.guideline_tables import ONECYCLE_TABLE
+
+    floor = min(ONECYCLE_TABLE["max_lr_floor"][0] * learning_rate, 10 * minimum / 3)
+    return float(max(minimum, floor))
+
+
 _RULE_FUNCS = {"valley": valley_suggestion, "steepest": steepest_suggestion,
                "minimum": minimum_suggestion}
 

@@ -5,7 +5,8 @@
     python recipes/onecycle.py --quick                         # seconds, for the tests
 
 Steps: (1) ``lr_find`` on the configuration suggests a learning rate; (2) the same
-configuration trains with ``schedule="onecycle", max_lr=<suggestion>`` (the LR rises from
+configuration trains with ``schedule="onecycle", max_lr=<suggestion>`` (with the ``minimum``
+rule, lifted towards 5x the constant LR, as ``fit`` chooses it; the LR rises from
 ``max_lr / 25`` to ``max_lr`` over 45% of the steps, falls back, then anneals; momentum or
 ``beta_1`` cycles 0.95 -> 0.85 -> 0.95 inside the optimizer); (3) unless ``--no-baseline``, the
 same configuration trains with the preset's constant LR for comparison. Writes
@@ -20,7 +21,7 @@ import sys
 
 import dnnguide
 from dnnguide.config import OPTIMIZERS
-from dnnguide.lr_finder import RULES, lr_find, result_summary
+from dnnguide.lr_finder import RULES, lr_find, onecycle_peak, result_summary
 from dnnguide.runs import atomic_write_text, new_run_dir
 from dnnguide.schedules import plot_schedule
 
@@ -55,7 +56,10 @@ def main(argv=None) -> int:
     found.save(out / "lr_find")
     print(result_summary(found), flush=True)
 
-    runs = {"onecycle": {"schedule": "onecycle", "max_lr": found.suggestion}}
+    max_lr = found.suggestion
+    if args.rule == "minimum":  # as fit(schedule="onecycle") chooses it
+        max_lr = onecycle_peak(max_lr, config.optimizer.learning_rate)
+    runs = {"onecycle": {"schedule": "onecycle", "max_lr": max_lr}}
     if not args.no_baseline:
         runs["constant"] = {"schedule": "constant"}
     rows = []
@@ -64,7 +68,7 @@ def main(argv=None) -> int:
         result = dnnguide.fit(config, data, run_dir=out / "runs", name=name, epochs=args.epochs,
                               seed=args.seed, verbose=0, **fields)
         history = result.history
-        rows.append({"schedule": name, "max_lr": found.suggestion if name == "onecycle" else
+        rows.append({"schedule": name, "max_lr": max_lr if name == "onecycle" else
                      config.optimizer.learning_rate,
                      "best_val_accuracy": float(history["val_accuracy"].max()),
                      "final_val_accuracy": float(history["val_accuracy"].iloc[-1]),
@@ -72,7 +76,7 @@ def main(argv=None) -> int:
                      "run": result.run_dir.name})
         if name == "onecycle":
             total = math.ceil(len(data.x_train) / config.batch_size) * args.epochs
-            plot_schedule(result.config.schedule, found.suggestion, total, out / "schedule.png")
+            plot_schedule(result.config.schedule, max_lr, total, out / "schedule.png")
     table = pd.DataFrame(rows)
     atomic_write_text(out / "results.csv", table.to_csv(index=False))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))

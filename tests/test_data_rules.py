@@ -144,6 +144,7 @@ def test_onecycle_gets_its_budget_and_no_early_stopping():
     cfg = rec.config
     assert cfg.schedule.name == "onecycle" and cfg.early_stopping.enabled is False
     assert cfg.epochs == 30 and "never anneals" in rec.reasons["early_stopping"]
+    assert "at least 5x the constant learning rate" in rec.reasons["schedule.max_lr"]
     # An explicit budget or early-stopping choice wins.
     cfg = get_preset("default", schedule="onecycle", epochs=12, **{"early_stopping.patience": 3})
     assert cfg.epochs == 12 and cfg.early_stopping.enabled and cfg.early_stopping.patience == 3

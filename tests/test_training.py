@@ -207,6 +207,30 @@ def test_onecycle_run_saves_its_schedule_plot(blobs, tmp_path):
     assert not (plain.run_dir / "plots" / "onecycle_schedule.png").exists()
 
 
+@pytest.mark.parametrize("optimizer, lr, minimum, peak", [
+    ("adamw", 1e-3, 1.6e-3, 5e-3),     # mnist1d's sweep: the floor lifts the peak to 5x
+    ("adamw", 1e-3, 2e-2, 2e-2),       # a small set's sweep: the finder's value stands
+    ("adamw", 1e-3, 1.2e-3, 4e-3),     # the floor stops at a third of the lowest loss's LR
+    ("nesterov", 1e-2, 1.5e-3, 5e-3),  # SELU + Nesterov on mnist1d: 5x (0.05) diverged
+])
+def test_onecycle_peak_is_the_finder_minimum_lifted_towards_5x_the_constant_lr(
+        blobs, monkeypatch, optimizer, lr, minimum, peak):
+    import dnnguide.fit_setup as fit_setup
+
+    rules = []
+    monkeypatch.setattr(fit_setup, "_finder_suggestion",
+                        lambda config, data, seed, rule: rules.append(rule) or minimum)
+    result = dnnguide.fit("default", blobs, run_dir=None, epochs=1, verbose=0,
+                          schedule="onecycle", optimizer=optimizer, learning_rate=lr, **SMALL)
+    assert rules == ["minimum"]
+    assert result.config.schedule.max_lr == pytest.approx(peak)
+    assert result.config.optimizer.learning_rate == lr
+    # A peak the user gives is used as given: no sweep, no floor.
+    given = dnnguide.fit("default", blobs, run_dir=None, epochs=1, verbose=0, schedule="onecycle",
+                         max_lr=1e-4, **SMALL)
+    assert given.config.schedule.max_lr == 1e-4 and rules == ["minimum"]
+
+
 def test_a_dataset_by_name_or_as_an_object_trains_the_same_weights():
     # Generating mnist1d draws from the global generators; fit seeds after loading, so both
     # spellings of the same data and seed start from, and end at, the same weights.

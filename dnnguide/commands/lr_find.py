@@ -39,7 +39,8 @@ def register(subparsers) -> None:
 
 def _lr_find(args, overrides) -> int:
     from dnnguide.data import load_dataset
-    from dnnguide.lr_finder import lr_find, result_summary
+    from dnnguide.guideline_tables import ONECYCLE_TABLE
+    from dnnguide.lr_finder import lr_find, onecycle_peak, result_summary
     from dnnguide.presets import resolve_config
     from dnnguide.runs import new_run_dir
 
@@ -54,7 +55,9 @@ def _lr_find(args, overrides) -> int:
     print(result_summary(result))
     base = f"dnnguide train --preset {args.preset} --data {args.data}"
     print(f"constant LR: {base} --schedule constant --learning-rate {result.suggestion:.3g}")
-    print(f"1cycle:      {base} --schedule onecycle --max-lr "
-          f"{result.suggestions['minimum']:.3g}   (rule 'minimum': 1cycle tolerates a higher peak)")
+    peak = onecycle_peak(result.suggestions["minimum"], config.optimizer.learning_rate)
+    print(f"1cycle:      {base} --schedule onecycle --max-lr {peak:.3g}   (rule 'minimum', "
+          f"lifted towards {ONECYCLE_TABLE['max_lr_floor'][0]:g}x the constant LR: what "
+          f"--schedule onecycle alone uses)")
     print(f"run directory: {run_dir}")
     return 0
