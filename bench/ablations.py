@@ -1,8 +1,9 @@
-"""Ideas measured against the default preset and not adopted, so they can be measured again.
+"""Ideas measured against what the product does, so they can be measured again.
 
     python bench/ablations.py ema --data breast_cancer digits diabetes --seeds 0 1 2 3 4 5 6 7 8 9
     python bench/ablations.py refit --data breast_cancer digits diabetes --seeds 0 ... 9
     python bench/ablations.py mc_rate --data digits breast_cancer --seeds 0 ... 6
+    python bench/ablations.py onecycle_peak --preset self_normalizing --data mnist1d digits
 
 - ``ema``: validate, keep and predict with an exponential moving average of the weights
   (Polyak averaging) over ``--horizons`` epochs of steps (1 and 3) instead of the raw weights;
@@ -10,11 +11,15 @@
   the same network is trained again on train + validation for that many epochs, replaying the
   learning rate the first run used in each epoch; the first run's temperature is kept;
 - ``mc_rate``: the risk-sensitive preset with a higher dropout rate, scored by its calibrated
-  MC prediction (more diverse masks, in the hope of a better MC average).
+  MC prediction (more diverse masks, in the hope of a better MC average);
+- ``onecycle_peak`` (adopted): ``--preset`` with ``schedule="onecycle"`` and 1cycle's peak as
+  the product picks it (``lr_finder.onecycle_peak``: the finder's ``minimum`` rule lifted
+  towards 5x the constant LR), against the ``minimum`` rule alone as ``base``.
 
 Each row is one run scored on the test split (``presets_vs_baselines._score``: accuracy, NLL
 and 15-bin ECE, or RMSE), with the variant's name; ``base`` is the default preset itself
-(``dnnguide.fit("default", data, seed=s)``, scored as the harness scores it); ``time_s`` counts
+(``dnnguide.fit("default", data, seed=s)``, scored as the harness scores it), or for
+``onecycle_peak`` the preset's 1cycle with the ``minimum`` rule as its peak; ``time_s`` counts
 from the start of the seed's first fit. Rows are written to ``--csv`` (never an existing one) as
 they finish; each variant's gain over ``base``, paired by seed, prints at the end
 (:func:`paired`).
@@ -126,7 +131,25 @@ def mc_rate_rows(data, seed, args):
             result.model, data.x_test, seed=seed, verbose=0).mean
 
 
-ABLATIONS = {"ema": ema_rows, "refit": refit_rows, "mc_rate": mc_rate_rows}
+def onecycle_peak_rows(data, seed, args):
+    import presets_vs_baselines as harness
+
+    from dnnguide import guideline_tables
+
+    preset, overrides = harness.parse_contender(args.preset)
+    table = guideline_tables.ONECYCLE_TABLE
+    rule = table["max_lr_floor"]
+    for variant, floor in (("base", 0.0), ("onecycle_peak", rule[0])):
+        table["max_lr_floor"] = (floor, rule[1])  # 0: the minimum rule alone, as before
+        try:
+            result = _fit(preset, data, seed, schedule="onecycle", **overrides)
+        finally:
+            table["max_lr_floor"] = rule
+        yield variant, _predict(result.model, data)
+
+
+ABLATIONS = {"ema": ema_rows, "refit": refit_rows, "mc_rate": mc_rate_rows,
+             "onecycle_peak": onecycle_peak_rows}
 
 
 def paired(frame):
@@ -150,6 +173,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--horizons", type=float, nargs="+", default=[1.0, 3.0])
     parser.add_argument("--rates", type=float, nargs="+", default=[0.2, 0.35, 0.5])
+    parser.add_argument("--preset", default="default",
+                        help="onecycle_peak's preset, with overrides: 'default[depth=20]'")
     parser.add_argument("--csv", default="ablations.csv")
     args = parser.parse_args(argv)
 

@@ -139,3 +139,36 @@ def test_ablations_pair_each_variant_with_the_default_by_seed(harness):
     assert table.loc[("digits", "accuracy"), "verdict"] == "win"
     assert table.loc[("diabetes", "rmse"), "verdict"] == "tie"
     assert (table.variant == "ema").all()
+
+
+def test_onecycle_peak_ablation_compares_the_minimum_rule_with_the_peak_rule(harness, monkeypatch):
+    # base fits with the floor off (the finder's minimum rule alone), the variant with the
+    # product's floor and the preset's overrides; the table is the product's again afterwards,
+    # even when a fit fails.
+    import argparse
+
+    from dnnguide.guideline_tables import ONECYCLE_TABLE
+
+    spec = importlib.util.spec_from_file_location("ablations", HARNESS.parent / "ablations.py")
+    ablations = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ablations)
+    rule = ONECYCLE_TABLE["max_lr_floor"]
+    calls = []
+
+    def fake_fit(preset, data, seed, **kwargs):
+        calls.append((preset, ONECYCLE_TABLE["max_lr_floor"][0], kwargs))
+        if len(calls) == 3:
+            raise FloatingPointError("diverged")
+        return argparse.Namespace(model=None)
+
+    monkeypatch.setattr(ablations, "_fit", fake_fit)
+    monkeypatch.setattr(ablations, "_predict", lambda model, data: "out")
+    args = argparse.Namespace(preset="default[depth=20]")
+    rows = list(ablations.onecycle_peak_rows(None, 0, args))
+    assert [variant for variant, _ in rows] == ["base", "onecycle_peak"]
+    assert calls == [("default", 0.0, {"schedule": "onecycle", "depth": 20}),
+                     ("default", rule[0], {"schedule": "onecycle", "depth": 20})]
+    assert ONECYCLE_TABLE["max_lr_floor"] == rule
+    with pytest.raises(FloatingPointError):
+        list(ablations.onecycle_peak_rows(None, 0, args))
+    assert ONECYCLE_TABLE["max_lr_floor"] == rule and rule[0] == 5.0
