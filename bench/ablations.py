@@ -16,8 +16,8 @@
   the product picks it (``lr_finder.onecycle_peak``: the finder's ``minimum`` rule lifted
   towards 5x the constant LR), against the ``minimum`` rule alone as ``base``.
 
-Each row is one run scored on the test split (``presets_vs_baselines._score``: accuracy, NLL
-and 15-bin ECE, or RMSE), with the variant's name; ``base`` is the default preset itself
+Each row is one run scored on the test split (``presets_vs_baselines.score_or_nan``: accuracy,
+NLL and 15-bin ECE, or RMSE; NaN for a run that diverged), with the variant's name; ``base`` is the default preset itself
 (``dnnguide.fit("default", data, seed=s)``, scored as the harness scores it), or for
 ``onecycle_peak`` the preset's 1cycle with the ``minimum`` rule as its peak; ``time_s`` counts
 from the start of the seed's first fit. Rows are written to ``--csv`` (never an existing one) as
@@ -134,17 +134,16 @@ def mc_rate_rows(data, seed, args):
 def onecycle_peak_rows(data, seed, args):
     import presets_vs_baselines as harness
 
-    from dnnguide import guideline_tables
+    from dnnguide import lr_finder
 
     preset, overrides = harness.parse_contender(args.preset)
-    table = guideline_tables.ONECYCLE_TABLE
-    rule = table["max_lr_floor"]
-    for variant, floor in (("base", 0.0), ("onecycle_peak", rule[0])):
-        table["max_lr_floor"] = (floor, rule[1])  # 0: the minimum rule alone, as before
+    rule = lr_finder.onecycle_peak
+    for variant, peak in (("base", lambda minimum, *_, **__: minimum), ("onecycle_peak", rule)):
+        lr_finder.onecycle_peak = peak  # base: the minimum rule alone, as before
         try:
             result = _fit(preset, data, seed, schedule="onecycle", **overrides)
         finally:
-            table["max_lr_floor"] = rule
+            lr_finder.onecycle_peak = rule
         yield variant, _predict(result.model, data)
 
 
@@ -178,6 +177,7 @@ def main(argv=None) -> int:
     parser.add_argument("--csv", default="ablations.csv")
     args = parser.parse_args(argv)
 
+    import numpy as np
     import pandas as pd
 
     import presets_vs_baselines as harness
@@ -192,7 +192,8 @@ def main(argv=None) -> int:
             start = time.perf_counter()
             for variant, out in ABLATIONS[args.ablation](data, seed, args):
                 row = {"data": data.name, "variant": variant, "seed": seed,
-                       **harness._score(data, out),
+                       **harness.score_or_nan(data, out),
+                       "diverged": not np.all(np.isfinite(out)),
                        "time_s": round(time.perf_counter() - start, 1)}
                 rows.append(row)
                 print(row, flush=True)

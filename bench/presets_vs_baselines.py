@@ -67,6 +67,15 @@ def _score(data, probs_or_pred) -> dict[str, float]:
     return {k: float(scores[k]) for k in ("accuracy", "nll", "ece")}
 
 
+def score_or_nan(data, probs_or_pred) -> dict[str, float]:
+    """:func:`_score`, or NaN for every metric when an output is not finite (a diverged run:
+    normalizing such outputs would be 0/0)."""
+    if np.all(np.isfinite(probs_or_pred)):
+        return _score(data, probs_or_pred)
+    keys = ("rmse",) if data.task == "regression" else ("accuracy", "nll", "ece")
+    return {k: float("nan") for k in keys}
+
+
 # --------------------------------------------------------------------------- contenders
 def parse_contender(contender: str) -> tuple[str, dict]:
     """``"default[depth=20,optimizer=adamw]"`` -> ``("default", {"depth": 20, ...})``: an
@@ -219,11 +228,7 @@ def run_one(contender: str, data, seed: int, epochs: int | None = None,
     else:
         out, info = _dnnguide(contender, data, seed, epochs, depth)
     seconds = time.perf_counter() - start
-    if info["diverged"]:  # non-finite outputs have no score (normalizing them would be 0/0)
-        keys = ("rmse",) if data.task == "regression" else ("accuracy", "nll", "ece")
-        scores = {k: float("nan") for k in keys}
-    else:
-        scores = _score(data, out)
+    scores = score_or_nan(data, out)
     return {"data": data.name, "contender": contender, "seed": seed, **scores,
             "time_s": round(seconds, 2), **{k: v for k, v in info.items() if v is not None}}
 

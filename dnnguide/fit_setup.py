@@ -140,8 +140,9 @@ def check_callbacks_before_sweep(config: NetworkConfig, data: Dataset, callbacks
     keras.utils.set_random_seed(seed)
 
 
-def _finder_suggestion(config: NetworkConfig, data: Dataset, seed: int, rule: str) -> float:
-    """The LR finder's ``rule`` suggestion on this config and data, for a run about to start.
+def _sweep(config: NetworkConfig, data: Dataset, seed: int, rule: str):
+    """The LR finder's result (``rule`` suggestion) on this config and data, for a run about
+    to start.
 
     The sweep trains a copy of the network for one epoch (at least 200 steps, the schedule
     replaced by the sweep's own) and is undone; the global generators are seeded again after
@@ -151,21 +152,28 @@ def _finder_suggestion(config: NetworkConfig, data: Dataset, seed: int, rule: st
 
     found = lr_find(config, data, rule=rule, seed=seed, verbose=0)
     keras.utils.set_random_seed(seed)
-    return float(found.suggestion)
+    return found
+
+
+def _finder_suggestion(config: NetworkConfig, data: Dataset, seed: int, rule: str) -> float:
+    """The LR finder's ``rule`` suggestion on this config and data (:func:`_sweep`)."""
+    return float(_sweep(config, data, seed, rule).suggestion)
 
 
 def onecycle_max_lr(config: NetworkConfig, data: Dataset, seed: int) -> NetworkConfig:
     """1cycle's peak LR from the LR finder on this config and data (``minimum`` rule), lifted
     towards ``ONECYCLE_TABLE["max_lr_floor"]`` times the config's constant learning rate
-    (:func:`dnnguide.lr_finder.onecycle_peak`).
+    (:func:`dnnguide.lr_finder.onecycle_peak`); that floor alone when the sweep's loss never
+    turned up (it bounds nothing then).
 
     The finder's ``valley`` rule is too cautious for a peak (mnist1d: 1cycle lost to a
     constant LR with it); a tenth of the LR at the loss minimum is Smith's advice.
     """
     from dnnguide.lr_finder import onecycle_peak
 
-    minimum = _finder_suggestion(config, data, seed, "minimum")
-    max_lr = onecycle_peak(minimum, config.optimizer.learning_rate)
+    found = _sweep(config, data, seed, "minimum")
+    max_lr = onecycle_peak(found.suggestions["minimum"], config.optimizer.learning_rate,
+                           bounded=found.diverged)
     return replace(config, schedule=replace(config.schedule, max_lr=max_lr))
 
 

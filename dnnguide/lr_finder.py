@@ -6,26 +6,26 @@ its smoothed value, stops once the smoothed loss has diverged, and then puts the
 it was: the weights are restored bitwise and the model's own optimizer is never stepped (the
 sweep runs on a copy of it, same class and hyperparameters), so its state is unchanged too.
 
-The suggestion follows one of two stated rules on the smoothed loss against **log(LR)**:
+The suggestion follows one of three stated rules on the smoothed loss against **log(LR)**:
 
 - ``"valley"`` (default, fastai's): the longest stretch over which the loss keeps decreasing,
   and a point two thirds down its slope (fastai's ``valley``; robust to noise);
 - ``"steepest"``: where the smoothed loss falls fastest against log(LR);
 - ``"minimum"``: a tenth of the LR at the lowest smoothed loss (fastai's former ``lr_min``):
-  one decade below where training turns unstable, a good 1cycle ``max_lr`` (the cycle spends
-  most steps well below its peak, so it tolerates a larger peak than a constant LR would).
+  one decade below where training turns unstable, where 1cycle's ``max_lr`` starts from.
+  :func:`onecycle_peak` lifts it towards 5x the constant LR (the cycle spends most steps well
+  below its peak), never above a third of the LR at the lowest loss.
 
-Both use log(LR) on the x axis, never linear LR: the LRs are spaced evenly in log(LR), and a
+All use log(LR) on the x axis, never linear LR: the LRs are spaced evenly in log(LR), and a
 gradient against linear LR divides the slope by the LR, which drags the pick toward the flat,
-small-LR start of the curve (PyTorch Lightning#21141). The suggestion lies
-inside the swept range and feeds straight into 1cycle's ``max_lr``.
+small-LR start of the curve (PyTorch Lightning#21141). The suggestion lies inside the swept range.
 
 Example:
     >>> import dnnguide
-    >>> from dnnguide.lr_finder import lr_find
+    >>> from dnnguide.lr_finder import lr_find, onecycle_peak
     >>> result = lr_find("default", "digits", verbose=0)  # doctest: +SKIP
-    >>> dnnguide.fit("default", "digits", schedule="onecycle",
-    ...              max_lr=result.suggestion)  # doctest: +SKIP
+    >>> dnnguide.fit("default", "digits", schedule="onecycle",  # what fit picks by itself
+    ...              max_lr=onecycle_peak(result.suggestions["minimum"], 1e-3))  # doctest: +SKIP
 
 References:
     Smith, "Cyclical learning rates for training neural networks" (2017), arXiv:1506.01186.
@@ -151,21 +151,27 @@ def minimum_suggestion(lrs, smoothed_losses) -> float:
     return float(max(lrs[int(np.argmin(losses))] / 10, first))  # stay inside the swept range
 
 
-def onecycle_peak(minimum: float, learning_rate: float) -> float:
+def onecycle_peak(minimum: float, learning_rate: float, bounded: bool = True) -> float:
     """1cycle's ``max_lr`` from the finder's ``minimum`` suggestion and the constant LR.
 
     The ``minimum`` suggestion (a tenth of the LR at the lowest loss), lifted towards
     ``ONECYCLE_TABLE["max_lr_floor"]`` (5) times the learning rate the network would train
-    with at a constant rate, but never above a third of the LR at the lowest loss; the
-    table gives the reasons.
+    with at a constant rate, but never above a third of the LR at the lowest loss; the table
+    gives the reasons. ``bounded=False`` (:attr:`LRFinderResult.diverged` false: the loss never
+    turned up, so its lowest point is wherever the sweep stopped and bounds nothing; wine's
+    127 rows memorized over 50 epochs of sweep, to an LR of 10) gives the floor alone.
 
         >>> onecycle_peak(0.0018, 0.001), onecycle_peak(0.02, 0.001), onecycle_peak(0.0015, 0.01)
         (0.005, 0.02, 0.005)
+        >>> onecycle_peak(0.63, 0.01, bounded=False)
+        0.05
     """
     from dnnguide.guideline_tables import ONECYCLE_TABLE
 
-    floor = min(ONECYCLE_TABLE["max_lr_floor"][0] * learning_rate, 10 * minimum / 3)
-    return float(max(minimum, floor))
+    floor = ONECYCLE_TABLE["max_lr_floor"][0] * learning_rate
+    if not bounded:
+        return float(floor)
+    return float(max(minimum, min(floor, 10 * minimum / 3)))
 
 
 _RULE_FUNCS = {"valley": valley_suggestion, "steepest": steepest_suggestion,

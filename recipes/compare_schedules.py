@@ -80,7 +80,8 @@ def main(argv=None) -> int:
         found = lr_find(config, data, seed=args.seed, verbose=0, rule="minimum",
                         num_steps=30 if args.quick else None)
         found.save(out / "lr_find")
-        max_lr = onecycle_peak(found.suggestion, lr)  # as fit(schedule="onecycle") chooses it
+        # As fit(schedule="onecycle") chooses it.
+        max_lr = onecycle_peak(found.suggestion, lr, bounded=found.diverged)
         print(f"1cycle max_lr from the LR finder: {max_lr:.3g} (minimum rule "
               f"{found.suggestion:.3g}, lifted towards 5x the constant {lr:g})", flush=True)
     curves, rows = [], []

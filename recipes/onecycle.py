@@ -58,7 +58,7 @@ def main(argv=None) -> int:
 
     max_lr = found.suggestion
     if args.rule == "minimum":  # as fit(schedule="onecycle") chooses it
-        max_lr = onecycle_peak(max_lr, config.optimizer.learning_rate)
+        max_lr = onecycle_peak(max_lr, config.optimizer.learning_rate, bounded=found.diverged)
     runs = {"onecycle": {"schedule": "onecycle", "max_lr": max_lr}}
     if not args.no_baseline:
         runs["constant"] = {"schedule": "constant"}

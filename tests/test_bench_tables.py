@@ -142,21 +142,22 @@ def test_ablations_pair_each_variant_with_the_default_by_seed(harness):
 
 
 def test_onecycle_peak_ablation_compares_the_minimum_rule_with_the_peak_rule(harness, monkeypatch):
-    # base fits with the floor off (the finder's minimum rule alone), the variant with the
-    # product's floor and the preset's overrides; the table is the product's again afterwards,
+    # base fits with the finder's minimum rule alone as the peak, the variant with the product's
+    # onecycle_peak, both with the preset's overrides; the product's rule is back afterwards,
     # even when a fit fails.
     import argparse
 
-    from dnnguide.guideline_tables import ONECYCLE_TABLE
+    from dnnguide import lr_finder
 
     spec = importlib.util.spec_from_file_location("ablations", HARNESS.parent / "ablations.py")
     ablations = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ablations)
-    rule = ONECYCLE_TABLE["max_lr_floor"]
+    rule = lr_finder.onecycle_peak
     calls = []
 
     def fake_fit(preset, data, seed, **kwargs):
-        calls.append((preset, ONECYCLE_TABLE["max_lr_floor"][0], kwargs))
+        # What fit_setup.onecycle_max_lr would pick from a sweep's minimum of 0.0016 at AdamW 1e-3.
+        calls.append((preset, lr_finder.onecycle_peak(0.0016, 1e-3, bounded=True), kwargs))
         if len(calls) == 3:
             raise FloatingPointError("diverged")
         return argparse.Namespace(model=None)
@@ -166,9 +167,9 @@ def test_onecycle_peak_ablation_compares_the_minimum_rule_with_the_peak_rule(har
     args = argparse.Namespace(preset="default[depth=20]")
     rows = list(ablations.onecycle_peak_rows(None, 0, args))
     assert [variant for variant, _ in rows] == ["base", "onecycle_peak"]
-    assert calls == [("default", 0.0, {"schedule": "onecycle", "depth": 20}),
-                     ("default", rule[0], {"schedule": "onecycle", "depth": 20})]
-    assert ONECYCLE_TABLE["max_lr_floor"] == rule
+    assert calls == [("default", 0.0016, {"schedule": "onecycle", "depth": 20}),
+                     ("default", 0.005, {"schedule": "onecycle", "depth": 20})]
+    assert lr_finder.onecycle_peak is rule
     with pytest.raises(FloatingPointError):
         list(ablations.onecycle_peak_rows(None, 0, args))
-    assert ONECYCLE_TABLE["max_lr_floor"] == rule and rule[0] == 5.0
+    assert lr_finder.onecycle_peak is rule

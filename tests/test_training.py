@@ -207,19 +207,27 @@ def test_onecycle_run_saves_its_schedule_plot(blobs, tmp_path):
     assert not (plain.run_dir / "plots" / "onecycle_schedule.png").exists()
 
 
-@pytest.mark.parametrize("optimizer, lr, minimum, peak", [
-    ("adamw", 1e-3, 1.6e-3, 5e-3),     # mnist1d's sweep: the floor lifts the peak to 5x
-    ("adamw", 1e-3, 2e-2, 2e-2),       # a small set's sweep: the finder's value stands
-    ("adamw", 1e-3, 1.2e-3, 4e-3),     # the floor stops at a third of the lowest loss's LR
-    ("nesterov", 1e-2, 1.5e-3, 5e-3),  # SELU + Nesterov on mnist1d: 5x (0.05) diverged
+@pytest.mark.parametrize("optimizer, lr, minimum, diverged, peak", [
+    ("adamw", 1e-3, 1.6e-3, True, 5e-3),     # mnist1d's sweep: the floor lifts the peak to 5x
+    ("adamw", 1e-3, 2e-2, True, 2e-2),       # a small set's sweep: the finder's value stands
+    ("adamw", 1e-3, 1.2e-3, True, 4e-3),     # the floor stops at a third of the lowest loss's LR
+    ("nesterov", 1e-2, 1.5e-3, True, 5e-3),  # SELU + Nesterov on mnist1d: 5x (0.05) diverged
+    ("nesterov", 1e-2, 0.63, False, 5e-2),   # a sweep that never turned up bounds nothing
 ])
 def test_onecycle_peak_is_the_finder_minimum_lifted_towards_5x_the_constant_lr(
-        blobs, monkeypatch, optimizer, lr, minimum, peak):
+        blobs, monkeypatch, optimizer, lr, minimum, diverged, peak):
+    import types
+
     import dnnguide.fit_setup as fit_setup
 
     rules = []
-    monkeypatch.setattr(fit_setup, "_finder_suggestion",
-                        lambda config, data, seed, rule: rules.append(rule) or minimum)
+
+    def sweep(config, data, seed, rule):
+        rules.append(rule)
+        return types.SimpleNamespace(suggestion=minimum, suggestions={rule: minimum},
+                                     diverged=diverged)
+
+    monkeypatch.setattr(fit_setup, "_sweep", sweep)
     result = dnnguide.fit("default", blobs, run_dir=None, epochs=1, verbose=0,
                           schedule="onecycle", optimizer=optimizer, learning_rate=lr, **SMALL)
     assert rules == ["minimum"]

@@ -55,7 +55,8 @@ def _lr_find(args, overrides) -> int:
     print(result_summary(result))
     base = f"dnnguide train --preset {args.preset} --data {args.data}"
     print(f"constant LR: {base} --schedule constant --learning-rate {result.suggestion:.3g}")
-    peak = onecycle_peak(result.suggestions["minimum"], config.optimizer.learning_rate)
+    peak = onecycle_peak(result.suggestions["minimum"], config.optimizer.learning_rate,
+                         bounded=result.diverged)
     print(f"1cycle:      {base} --schedule onecycle --max-lr {peak:.3g}   (rule 'minimum', "
           f"lifted towards {ONECYCLE_TABLE['max_lr_floor'][0]:g}x the constant LR: what "
           f"--schedule onecycle alone uses)")

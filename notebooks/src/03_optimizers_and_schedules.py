@@ -115,11 +115,12 @@ optimizers.sort_values("final_train_loss").round(4)
 # 10, records the smoothed loss, stops once it diverges and puts the model back as it was. It
 # reads the curve against log(LR) with three rules: `valley` (fastai's default, a safe constant
 # LR), `steepest` (where the loss falls fastest) and `minimum` (a tenth of the LR at the lowest
-# loss, the one to use as 1cycle's peak). Here the network is the one `fit("default", data)`
+# loss, where 1cycle's peak starts from). Here the network is the one `fit("default", data)`
 # trains: the preset sized for the data (`get_preset(..., data=data)`).
 
 # %%
-found = dnnguide.lr_find(dnnguide.get_preset("default", data=data), data, verbose=0)
+config = dnnguide.get_preset("default", data=data)
+found = dnnguide.lr_find(config, data, verbose=0)
 show(found.plot())
 pd.Series(found.suggestions, name="suggested learning rate").to_frame()
 
@@ -132,12 +133,19 @@ pd.Series(found.suggestions, name="suggested learning rate").to_frame()
 # other way, from `max_momentum` down to `min_momentum` and back: large steps with little
 # momentum, then small steps with a lot. dnnguide cycles it inside the optimizer's compiled
 # update (a callback cannot: Keras bakes momentum into the train step as a constant).
+#
+# The peak is the one `fit(..., schedule="onecycle")` picks by itself: the finder's `minimum`
+# suggestion, lifted towards 5x the constant learning rate (AdamW's 1e-3 here) but never above a
+# third of the LR at the lowest loss (`onecycle_peak`; the reason is in
+# `dnnguide.guideline_tables.ONECYCLE_TABLE`). A cycle spends most steps well below its peak: a peak under 2x the constant LR
+# trains less than the constant LR does.
 
 # %%
-max_lr = found.suggestions["minimum"]
+max_lr = dnnguide.onecycle_peak(found.suggestions["minimum"], config.optimizer.learning_rate)
 steps = dnnguide.training_steps(len(data.x_train), 32, SCHEDULE_EPOCHS)
 cycle = dnnguide.ScheduleConfig("onecycle", max_lr=max_lr)
-print(f"max_lr {max_lr:.3g} (the finder's 'minimum' rule), {steps} steps "
+print(f"max_lr {max_lr:.3g} (the finder's 'minimum' rule {found.suggestions['minimum']:.3g}, "
+      f"lifted towards 5x {config.optimizer.learning_rate:g}), {steps} steps "
       f"({SCHEDULE_EPOCHS} epochs of batch 32); div_factor {cycle.div_factor:g}, pct_start "
       f"{cycle.pct_start:g}, final_div_factor {cycle.final_div_factor:g}, momentum "
       f"{cycle.max_momentum:g} -> {cycle.min_momentum:g} -> {cycle.max_momentum:g}")
@@ -218,11 +226,13 @@ Image(filename=by_schedule["1cycle", SEEDS[0]].run_dir / "plots" / "onecycle_sch
 #   each other; RMSprop, Adamax and Nadam ended several times above them, and AdaGrad, whose
 #   steps only shrink, close to plain SGD.
 # - The LR finder's loss curve stays flat, falls and then blows up as the learning rate grows;
-#   its `minimum` suggestion sits above the `valley` one, and 1cycle's peak came from it.
+#   its `minimum` suggestion sits above the `valley` one, and 1cycle's peak starts from it.
 # - 1cycle used its whole budget and ended with a learning rate far below where it started. On
-#   this budget the three schedules ended within a few points of each other in test accuracy
-#   (mean over the seeds in the table above): 1cycle needs no early stopping or plateau rule,
-#   only a budget fixed in advance.
+#   this budget of 30 epochs it ended several points above the constant learning rate and
+#   performance scheduling in test accuracy (mean over the seeds in the table above): 1cycle
+#   needs no early stopping or plateau rule, only a budget fixed in advance, and a peak well
+#   above the constant learning rate (BENCHMARKS.md: with the finder's `minimum` rule alone as
+#   its peak, 1.3-1.8x the constant LR on mnist1d, 1cycle lost to the default preset).
 #
 # The numbers behind these sentences, recomputed from this run (a claim this run does not support
 # is marked):
@@ -250,5 +260,5 @@ cycles = [r for (label, _), r in by_schedule.items() if label == "1cycle"]
 claim("1cycle trained its whole budget and ended far below its starting learning rate",
       all(r.metrics["epochs_trained"] == SCHEDULE_EPOCHS
           and r.history["learning_rate"].iloc[-1] < max_lr / cycle.div_factor / 10 for r in cycles))
-claim("the three schedules' mean test accuracies were within 3 points of each other",
-      accuracy.max() - accuracy.min() < 0.03)
+claim("1cycle's mean test accuracy was at least 3 points above the other two schedules'",
+      accuracy["1cycle"] >= accuracy.drop("1cycle").max() + 0.03)
