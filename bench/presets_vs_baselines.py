@@ -344,9 +344,12 @@ def paired(frame, contender: str, rivals=RIVALS, z: float = 2.0):
                 theirs = part[part.contender == rival].set_index("seed")[metric]
                 if theirs.empty:
                     continue
+                shared = own.index.intersection(theirs.index)
                 gain = (GAIN_SIGN[metric] * (own[metric] - theirs)).dropna()
-                if len(gain) < len(own.index.intersection(theirs.index)):  # a NaN run loses
+                if own[metric].reindex(shared).isna().any():  # a diverged (NaN) run loses...
                     mean, se = -np.inf, 0.0
+                elif theirs.reindex(shared).isna().any():  # ...to a rival's, and wins over one
+                    mean, se = np.inf, 0.0
                 else:
                     mean = float(gain.mean())
                     se = float(gain.std(ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else np.inf

@@ -24,8 +24,9 @@ Example:
     >>> import dnnguide
     >>> from dnnguide.lr_finder import lr_find, onecycle_peak
     >>> result = lr_find("default", "digits", verbose=0)  # doctest: +SKIP
-    >>> dnnguide.fit("default", "digits", schedule="onecycle",  # what fit picks by itself
-    ...              max_lr=onecycle_peak(result.suggestions["minimum"], 1e-3))  # doctest: +SKIP
+    >>> peak = onecycle_peak(result.suggestions["minimum"], 1e-3,  # what fit picks by itself
+    ...                      bounded=result.diverged)  # doctest: +SKIP
+    >>> dnnguide.fit("default", "digits", schedule="onecycle", max_lr=peak)  # doctest: +SKIP
 
 References:
     Smith, "Cyclical learning rates for training neural networks" (2017), arXiv:1506.01186.

@@ -77,6 +77,18 @@ def test_diabetes_is_scored_on_rmse_and_a_diverged_run_loses(harness):
     assert row["verdict"] == "loss"
 
 
+def test_a_rival_that_diverged_loses_to_a_run_that_did_not(harness):
+    # The NaN is the rival's: the contender wins that rival's cell, whatever its other seeds.
+    frame = _frame([57.0, 59.0, 56.0], [58.0, np.nan, 58.0], [50.0, 51.0, 52.0],
+                   metric="rmse", data="diabetes")
+    row = _cell(harness, frame, "rmse")
+    assert row["gain_keras_newcomer"] == np.inf and row["gain_sklearn_mlp"] < 0
+    assert row["verdict"] == "loss"  # sklearn_mlp is better by far on every seed
+    frame = _frame([57.0, 59.0, 56.0], [58.0, np.nan, 58.0], [58.0, 60.0, 57.0],
+                   metric="rmse", data="diabetes")
+    assert _cell(harness, frame, "rmse")["verdict"] == "win"
+
+
 def test_baselines_get_the_split_scaled_as_a_user_would(harness):
     import dnnguide
 
