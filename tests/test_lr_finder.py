@@ -137,6 +137,21 @@ def test_cli_lr_find_writes_the_curve_plot_and_suggestion(tmp_path, capsys):
     assert f"--max-lr {peak:.3g}" in out
 
 
+def test_cli_lr_find_sweeps_the_network_train_would_train(tmp_path):
+    # The preset sized for the data, as `dnnguide train` sizes it, not the tables' network.
+    from dnnguide.data import load_dataset
+    from dnnguide.presets import get_preset
+
+    assert cli_main(["lr-find", "--data", "digits", "--steps", "30", "--run-dir", str(tmp_path),
+                     "--verbose", "0"]) == 0
+    (run,) = tmp_path.iterdir()
+    info = json.loads((run / "lr_find.json").read_text())
+    sized = get_preset("default", data=load_dataset("digits", seed=0))
+    assert (info["depth"], info["width"]) == (sized.depth, sized.width)
+    assert (info["depth"], info["width"]) != (get_preset("default").depth,
+                                              get_preset("default").width)
+
+
 def test_a_preset_name_is_swept_as_fit_would_train_it_sized_for_the_data():
     from dnnguide.data_rules import DataProfile, choose_width
     from dnnguide.lr_finder import _prepare

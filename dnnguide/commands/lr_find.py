@@ -44,13 +44,16 @@ def _lr_find(args, overrides) -> int:
     from dnnguide.presets import resolve_config
     from dnnguide.runs import new_run_dir
 
-    config = resolve_config(args.preset, **overrides)  # bad overrides fail before loading data
+    resolve_config(args.preset, **overrides)  # bad overrides fail before loading data
     data = load_dataset(args.data, seed=args.seed, target=args.target)
+    # The network `dnnguide train` would train on these data: the preset sized for them.
+    config = resolve_config(args.preset, data=data, **overrides)
     result = lr_find(config, data, start_lr=args.start_lr, end_lr=args.end_lr,
                      num_steps=args.steps, batch_size=args.batch_size, rule=args.rule,
                      seed=args.seed, verbose=args.verbose)
     run_dir = new_run_dir(args.run_dir, f"lr_find-{args.preset}")
-    result.extra.update({"preset": args.preset, "data": args.data, "overrides": overrides})
+    result.extra.update({"preset": args.preset, "data": args.data, "overrides": overrides,
+                         "depth": config.depth, "width": config.width})
     result.save(run_dir)
     print(result_summary(result))
     base = f"dnnguide train --preset {args.preset} --data {args.data}"
