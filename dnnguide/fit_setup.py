@@ -169,11 +169,7 @@ def onecycle_max_lr(config: NetworkConfig, data: Dataset, seed: int) -> NetworkC
     The finder's ``valley`` rule is too cautious for a peak (mnist1d: 1cycle lost to a
     constant LR with it); a tenth of the LR at the loss minimum is Smith's advice.
     """
-    from dnnguide.lr_finder import onecycle_peak
-
-    found = _sweep(config, data, seed, "minimum")
-    max_lr = onecycle_peak(found.suggestions["minimum"], config.optimizer.learning_rate,
-                           bounded=found.diverged)
+    max_lr = _sweep(config, data, seed, "minimum").onecycle_peak(config.optimizer.learning_rate)
     return replace(config, schedule=replace(config.schedule, max_lr=max_lr))
 
 

@@ -22,10 +22,9 @@ small-LR start of the curve (PyTorch Lightning#21141). The suggestion lies insid
 
 Example:
     >>> import dnnguide
-    >>> from dnnguide.lr_finder import lr_find, onecycle_peak
+    >>> from dnnguide.lr_finder import lr_find
     >>> result = lr_find("default", "digits", verbose=0)  # doctest: +SKIP
-    >>> peak = onecycle_peak(result.suggestions["minimum"], 1e-3,  # what fit picks by itself
-    ...                      bounded=result.diverged)  # doctest: +SKIP
+    >>> peak = result.onecycle_peak(1e-3)  # doctest: +SKIP
     >>> dnnguide.fit("default", "digits", schedule="onecycle", max_lr=peak)  # doctest: +SKIP
 
 References:
@@ -77,6 +76,12 @@ class LRFinderResult:
     end_lr: float
     plot_path: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def onecycle_peak(self, learning_rate: float) -> float:
+        """1cycle's ``max_lr`` from this sweep for a network whose constant LR is
+        ``learning_rate``: what ``fit(..., schedule="onecycle")`` picks (:func:`onecycle_peak`
+        on the ``minimum`` suggestion, bounded only if the sweep diverged)."""
+        return onecycle_peak(self.suggestions["minimum"], learning_rate, bounded=self.diverged)
 
     def plot(self, path=None):
         """Smoothed loss against the LR on a log-x axis, with the suggestion marked."""

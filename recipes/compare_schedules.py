@@ -66,7 +66,7 @@ def main(argv=None) -> int:
 
     import pandas as pd
 
-    from dnnguide.lr_finder import lr_find, onecycle_peak
+    from dnnguide.lr_finder import lr_find
     from dnnguide.schedules import plot_schedule
 
     out = new_run_dir(args.run_dir, "compare_schedules")
@@ -80,8 +80,7 @@ def main(argv=None) -> int:
         found = lr_find(config, data, seed=args.seed, verbose=0, rule="minimum",
                         num_steps=30 if args.quick else None)
         found.save(out / "lr_find")
-        # As fit(schedule="onecycle") chooses it.
-        max_lr = onecycle_peak(found.suggestion, lr, bounded=found.diverged)
+        max_lr = found.onecycle_peak(lr)  # as fit(schedule="onecycle") chooses it
         print(f"1cycle max_lr from the LR finder: {max_lr:.3g} (minimum rule "
               f"{found.suggestion:.3g}, lifted towards 5x the constant {lr:g})", flush=True)
     curves, rows = [], []

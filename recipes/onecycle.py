@@ -21,7 +21,7 @@ import sys
 
 import dnnguide
 from dnnguide.config import OPTIMIZERS
-from dnnguide.lr_finder import RULES, lr_find, onecycle_peak, result_summary
+from dnnguide.lr_finder import RULES, lr_find, result_summary
 from dnnguide.runs import atomic_write_text, new_run_dir
 from dnnguide.schedules import plot_schedule
 
@@ -58,7 +58,7 @@ def main(argv=None) -> int:
 
     max_lr = found.suggestion
     if args.rule == "minimum":  # as fit(schedule="onecycle") chooses it
-        max_lr = onecycle_peak(max_lr, config.optimizer.learning_rate, bounded=found.diverged)
+        max_lr = found.onecycle_peak(config.optimizer.learning_rate)
     runs = {"onecycle": {"schedule": "onecycle", "max_lr": max_lr}}
     if not args.no_baseline:
         runs["constant"] = {"schedule": "constant"}

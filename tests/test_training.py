@@ -216,16 +216,14 @@ def test_onecycle_run_saves_its_schedule_plot(blobs, tmp_path):
 ])
 def test_onecycle_peak_is_the_finder_minimum_lifted_towards_5x_the_constant_lr(
         blobs, monkeypatch, optimizer, lr, minimum, diverged, peak):
-    import types
-
     import dnnguide.fit_setup as fit_setup
+    from dnnguide.lr_finder import LRFinderResult
 
     rules = []
 
     def sweep(config, data, seed, rule):
         rules.append(rule)
-        return types.SimpleNamespace(suggestion=minimum, suggestions={rule: minimum},
-                                     diverged=diverged)
+        return LRFinderResult(None, minimum, rule, {rule: minimum}, diverged, 1e-7, 10.0)
 
     monkeypatch.setattr(fit_setup, "_sweep", sweep)
     result = dnnguide.fit("default", blobs, run_dir=None, epochs=1, verbose=0,

@@ -40,7 +40,7 @@ def register(subparsers) -> None:
 def _lr_find(args, overrides) -> int:
     from dnnguide.data import load_dataset
     from dnnguide.guideline_tables import ONECYCLE_TABLE
-    from dnnguide.lr_finder import lr_find, onecycle_peak, result_summary
+    from dnnguide.lr_finder import lr_find, result_summary
     from dnnguide.presets import resolve_config
     from dnnguide.runs import new_run_dir
 
@@ -58,8 +58,7 @@ def _lr_find(args, overrides) -> int:
     print(result_summary(result))
     base = f"dnnguide train --preset {args.preset} --data {args.data}"
     print(f"constant LR: {base} --schedule constant --learning-rate {result.suggestion:.3g}")
-    peak = onecycle_peak(result.suggestions["minimum"], config.optimizer.learning_rate,
-                         bounded=result.diverged)
+    peak = result.onecycle_peak(config.optimizer.learning_rate)
     print(f"1cycle:      {base} --schedule onecycle --max-lr {peak:.3g}   (rule 'minimum', "
           f"lifted towards {ONECYCLE_TABLE['max_lr_floor'][0]:g}x the constant LR: what "
           f"--schedule onecycle alone uses)")

@@ -136,12 +136,12 @@ pd.Series(found.suggestions, name="suggested learning rate").to_frame()
 #
 # The peak is the one `fit(..., schedule="onecycle")` picks by itself: the finder's `minimum`
 # suggestion, lifted towards 5x the constant learning rate (AdamW's 1e-3 here) but never above a
-# third of the LR at the lowest loss (`onecycle_peak`; the reason is in
-# `dnnguide.guideline_tables.ONECYCLE_TABLE`). A cycle spends most steps well below its peak: a peak under 2x the constant LR
-# trains less than the constant LR does.
+# third of the LR at the lowest loss (`found.onecycle_peak`; the reason is in
+# `dnnguide.guideline_tables.ONECYCLE_TABLE`). A cycle spends most steps well below its peak: a
+# peak under 2x the constant LR trains less than the constant LR does.
 
 # %%
-max_lr = dnnguide.onecycle_peak(found.suggestions["minimum"], config.optimizer.learning_rate)
+max_lr = found.onecycle_peak(config.optimizer.learning_rate)
 steps = dnnguide.training_steps(len(data.x_train), 32, SCHEDULE_EPOCHS)
 cycle = dnnguide.ScheduleConfig("onecycle", max_lr=max_lr)
 print(f"max_lr {max_lr:.3g} (the finder's 'minimum' rule {found.suggestions['minimum']:.3g}, "
