@@ -158,7 +158,9 @@ def calibrate_mc(model, data: Dataset, metrics: dict, path: Path | None,
     x, y = data.x_test, data.y_test
     predictions = {
         "": (model.predict(x, batch_size=256, verbose=0), None),
-        "mc_": mc_predict(model, x, n_samples, task=data.task, seed=0, verbose=0),
+        # pooled as the calibrated samples are: the two columns differ by the temperature only
+        "mc_": mc_predict(model, x, n_samples, task=data.task, seed=0, verbose=0,
+                          pooling=layer.mc_pooling),
         "cal_": (calibrated.predict(x, batch_size=256, verbose=0), layer.noise_variance),
         "cal_mc_": mc_predict(calibrated, x, n_samples, task=data.task, seed=0, verbose=0),
     }

@@ -105,8 +105,9 @@ def compare_mc_dropout(model, x, y, *, n_samples: int = 100, n_bins: int = 15,
     Classification/binary columns: ``accuracy``, ``nll``, ``ece``, ``brier``, ``time_s``;
     regression: ``rmse``, ``mae``, ``mean_std`` (+ ``nll``, ``coverage_50/90/95`` where
     a noise variance is known), ``time_s``. Times include each path's one-off compilation.
-    Both MC rows use the same dropout masks; the calibrated one pools them as the
-    calibration says (mean or geometric, fitted on validation).
+    Both MC rows use the same dropout masks, pooled as the calibration says (geometric by
+    default, :func:`dnnguide.calibrate`; an uncalibrated model: the mean), so they differ by
+    the temperature only.
     """
     import pandas as pd
 
@@ -119,13 +120,15 @@ def compare_mc_dropout(model, x, y, *, n_samples: int = 100, n_bins: int = 15,
     variants = {"plain": base, "mc": base}
     if base is not model:
         variants.update(calibrated=model, calibrated_mc=model)
+    calibration = calibration_layer(model)
+    pooling = calibration.mc_pooling if calibration is not None else None
     x = np.asarray(x)
     rows, predictions = {}, {}
     for name, variant in variants.items():
         start = time.perf_counter()
         if name.endswith("mc"):
             pred = mc_predict(variant, x, n_samples, batch_size, task=task, seed=seed,
-                              verbose=verbose)
+                              verbose=verbose, pooling=pooling)
         else:
             layer = calibration_layer(variant)
             pred = (variant.predict(x, batch_size=batch_size or 256, verbose=0),

@@ -92,30 +92,33 @@ def test_geometric_pooling_is_the_normalized_geometric_mean_of_the_samples(overf
                                           pooling="geometric").mean, expected, rtol=1e-4)
 
 
-def test_calibrate_keeps_the_pooling_with_the_lower_validation_nll(overfit, tmp_path):
+def test_calibrate_pools_geometrically_unless_told_and_saves_the_pooling(overfit, tmp_path):
     model, _, (x_val, y_val), (x_test, _) = overfit
     calibrated = calibrate(model, x_val, y_val, n_samples=30, seed=0)
     layer = calibration_layer(calibrated)
-    nll = {}
-    for pooling in ("mean", "geometric"):
-        mean = mc_predict(model, x_val, 30, seed=0, pooling=pooling).mean
-        nll[pooling] = min(negative_log_likelihood(y_val, temper(mean, t))
-                           for t in np.exp(np.linspace(-1.5, 1.5, 61)))
-    assert layer.mc_pooling == min(nll, key=nll.get)
-    assert nll[layer.mc_pooling] < max(nll.values())  # the two rules really differ here
-    # mc_predict uses the fitted pooling by default; an explicit one still wins
-    other = "mean" if layer.mc_pooling == "geometric" else "geometric"
+    assert layer.mc_pooling == "geometric"  # the rule, not a choice on validation
+    geo = mc_predict(model, x_val, 30, seed=0, pooling="geometric").mean
+    assert layer.mc_temperature == pytest.approx(fit_temperature(y_val, geo), rel=1e-6)
+    as_mean = calibration_layer(calibrate(model, x_val, y_val, n_samples=30, seed=0,
+                                          pooling="mean"))
+    assert as_mean.mc_pooling == "mean"
+    mean = mc_predict(model, x_val, 30, seed=0, pooling="mean").mean
+    assert as_mean.mc_temperature == pytest.approx(fit_temperature(y_val, mean), rel=1e-6)
+    assert as_mean.mc_temperature != pytest.approx(layer.mc_temperature, rel=1e-3)
+    # mc_predict uses the fitted pooling by default; an explicit other one still wins
     default = mc_predict(calibrated, x_test, 20, seed=1)
-    assert default.pooling == layer.mc_pooling
+    assert default.pooling == "geometric"
     with pytest.warns(UserWarning, match="returned uncalibrated"):  # T is the other one's
-        explicit = mc_predict(calibrated, x_test, 20, seed=1, pooling=other)
-    assert explicit.pooling == other
+        explicit = mc_predict(calibrated, x_test, 20, seed=1, pooling="mean")
+    assert explicit.pooling == "mean"
     np.testing.assert_allclose(explicit.mean, mc_predict(model, x_test, 20, seed=1,
-                                                         pooling=other).mean, rtol=1e-6)
+                                                         pooling="mean").mean, rtol=1e-6)
     calibrated.save(tmp_path / "pooled.keras")
     loaded = keras.saving.load_model(tmp_path / "pooled.keras")
-    assert calibration_layer(loaded).mc_pooling == layer.mc_pooling
+    assert calibration_layer(loaded).mc_pooling == "geometric"
     np.testing.assert_array_equal(mc_predict(loaded, x_test, 20, seed=1).mean, default.mean)
+    with pytest.raises(ValueError, match="`pooling`.*'mean', 'geometric'.*Received.*'median'"):
+        calibrate(model, x_val, y_val, n_samples=5, pooling="median")
 
 
 def test_pooling_is_validated_before_sampling(overfit):
