@@ -4,6 +4,7 @@
     python bench/ablations.py refit --data breast_cancer digits diabetes --seeds 0 ... 9
     python bench/ablations.py mc_rate --data digits breast_cancer --seeds 0 ... 6
     python bench/ablations.py onecycle_peak --preset self_normalizing --data mnist1d digits
+    python bench/ablations.py mc_pooling --data digits breast_cancer --seeds 0 ... 19
 
 - ``ema``: validate, keep and predict with an exponential moving average of the weights
   (Polyak averaging) over ``--horizons`` epochs of steps (1 and 3) instead of the raw weights;
@@ -14,12 +15,19 @@
   MC prediction (more diverse masks, in the hope of a better MC average);
 - ``onecycle_peak`` (adopted): ``--preset`` with ``schedule="onecycle"`` and 1cycle's peak as
   the product picks it (``lr_finder.onecycle_peak``: the finder's ``minimum`` rule lifted
-  towards 5x the constant LR), against the ``minimum`` rule alone as ``base``.
+  towards 5x the constant LR), against the ``minimum`` rule alone as ``base``;
+- ``mc_pooling`` (adopted: ``geometric``): the risk-sensitive preset's calibrated MC prediction
+  (100 samples, the same masks for every rule; the temperature fitted on the validation split)
+  pooled by the normalized geometric mean of the samples, by their mean, and by the geometric
+  mean with the MC temperature kept at 1 unless the 5% likelihood-ratio test supports it
+  (``geometric_tested``, not adopted), against ``base``: whichever pooling's calibrated
+  prediction has the lower validation NLL, as ``calibrate()`` chose before. Classification only.
 
 Each row is one run scored on the test split (``presets_vs_baselines.score_or_nan``: accuracy,
 NLL and 15-bin ECE, or RMSE; NaN for a run that diverged), with the variant's name; ``base`` is the default preset itself
 (``dnnguide.fit("default", data, seed=s)``, scored as the harness scores it), or for
-``onecycle_peak`` the preset's 1cycle with the ``minimum`` rule as its peak; ``time_s`` counts
+``onecycle_peak`` the preset's 1cycle with the ``minimum`` rule as its peak, and for
+``mc_pooling`` the pooling rule ``calibrate()`` had before; ``time_s`` counts
 from the start of the seed's first fit. Rows are written to ``--csv`` (never an existing one) as
 they finish; each variant's gain over ``base``, paired by seed, prints at the end
 (:func:`paired`).
@@ -147,8 +155,32 @@ def onecycle_peak_rows(data, seed, args):
         yield variant, _predict(result.model, data)
 
 
+def mc_pooling_rows(data, seed, args):
+    import dnnguide
+    from dnnguide.calibration import fit_temperature, negative_log_likelihood, temper
+    from dnnguide.uncertainty import uncalibrated
+
+    if data.task == "regression":
+        raise SystemExit(f"mc_pooling: classification data only. Received: {data.name} "
+                         "(regression pools by the mean only)")
+    model = uncalibrated(_fit("risk_sensitive", data, seed).model)
+    fitted = {}
+    for pooling in ("geometric", "mean"):
+        val, test = (dnnguide.mc_predict(model, x, 100, seed=0, verbose=0, pooling=pooling).mean
+                     for x in (data.x_val, data.x_test))
+        for tested in (False, True):
+            t = fit_temperature(data.y_val, val, significance=0.05 if tested else None)
+            fitted[pooling, tested] = (negative_log_likelihood(data.y_val, temper(val, t)),
+                                       temper(test, t))
+    chosen = min(("mean", "geometric"), key=lambda pooling: fitted[pooling, False][0])
+    yield "base", fitted[chosen, False][1]
+    yield "geometric", fitted["geometric", False][1]
+    yield "mean", fitted["mean", False][1]
+    yield "geometric_tested", fitted["geometric", True][1]
+
+
 ABLATIONS = {"ema": ema_rows, "refit": refit_rows, "mc_rate": mc_rate_rows,
-             "onecycle_peak": onecycle_peak_rows}
+             "onecycle_peak": onecycle_peak_rows, "mc_pooling": mc_pooling_rows}
 
 
 def paired(frame):

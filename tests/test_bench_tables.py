@@ -185,3 +185,40 @@ def test_onecycle_peak_ablation_compares_the_minimum_rule_with_the_peak_rule(har
     with pytest.raises(FloatingPointError):
         list(ablations.onecycle_peak_rows(None, 0, args))
     assert lr_finder.onecycle_peak is rule
+
+
+def test_mc_pooling_ablation_scores_each_rule_on_the_same_samples(harness, monkeypatch):
+    # base is the rule calibrate() had: the pooling whose tempered validation prediction has
+    # the lower NLL; the other rows are each rule's own tempered test prediction; regression
+    # data is refused before anything trains.
+    import argparse
+
+    import dnnguide
+    from dnnguide.calibration import fit_temperature, negative_log_likelihood, temper
+    from dnnguide.data import Dataset
+
+    spec = importlib.util.spec_from_file_location("ablations", HARNESS.parent / "ablations.py")
+    ablations = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ablations)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((150, 6)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64") + (x[:, 1] > 0.5)
+    data = Dataset("toy", "classification", 3, x[:60], y[:60], x[60:100], y[60:100],
+                   x[100:], y[100:])
+    model = dnnguide.build_model("risk_sensitive", (6,), 3, depth=1, width=16, dropout_rate=0.5)
+    monkeypatch.setattr(ablations, "_fit", lambda *a, **k: argparse.Namespace(model=model))
+    rows = dict(ablations.mc_pooling_rows(data, 0, None))
+    assert list(rows) == ["base", "geometric", "mean", "geometric_tested"]
+    nll = {}
+    for pooling in ("geometric", "mean"):
+        val, test = (dnnguide.mc_predict(model, v, 100, seed=0, verbose=0, pooling=pooling).mean
+                     for v in (data.x_val, data.x_test))
+        t = fit_temperature(data.y_val, val)
+        np.testing.assert_allclose(rows[pooling], temper(test, t), rtol=1e-6)
+        nll[pooling] = negative_log_likelihood(data.y_val, temper(val, t))
+    assert not np.allclose(rows["geometric"], rows["mean"], atol=1e-3)  # two rules, two rows
+    np.testing.assert_array_equal(rows["base"], rows[min(("mean", "geometric"), key=nll.get)])
+    regression = Dataset("toy", "regression", 1, x[:60], x[:60, :1], x[60:100], x[60:100, :1],
+                         x[100:], x[100:, :1])
+    with pytest.raises(SystemExit, match="classification data only.*toy"):
+        next(ablations.mc_pooling_rows(regression, 0, None))
