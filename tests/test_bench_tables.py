@@ -222,3 +222,45 @@ def test_mc_pooling_ablation_scores_each_rule_on_the_same_samples(harness, monke
                          x[100:], x[100:, :1])
     with pytest.raises(SystemExit, match="classification data only.*toy"):
         next(ablations.mc_pooling_rows(regression, 0, None))
+
+
+def test_ensemble_ablation_pools_its_members_geometrically_and_tempers_on_validation(
+        harness, monkeypatch):
+    # Members 0, 1000, 2000 of each preset, each member's nets fitted once; identical members
+    # pool to that net's own prediction, tempered on the validation split.
+    import argparse
+
+    import dnnguide
+    from dnnguide.calibration import fit_temperature, temper
+    from dnnguide.data import Dataset
+
+    spec = importlib.util.spec_from_file_location("ablations", HARNESS.parent / "ablations.py")
+    ablations = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ablations)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((150, 6)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64") + (x[:, 1] > 0.5)
+    data = Dataset("toy", "classification", 3, x[:60], y[:60], x[60:100], y[60:100],
+                   x[100:], y[100:])
+    net = dnnguide.build_model("default", (6,), 3, depth=1, width=16)
+    risk = dnnguide.build_model("risk_sensitive", (6,), 3, depth=1, width=16)
+    calls = []
+
+    def fake_fit(preset, data, seed):
+        calls.append((preset, seed))
+        return argparse.Namespace(model=risk if preset == "risk_sensitive" else net)
+
+    monkeypatch.setattr(ablations, "_fit", fake_fit)
+    rows = dict(ablations.ensemble_rows(data, 0, argparse.Namespace(members=3)))
+    assert calls == [(p, s) for s in (0, 1000, 2000) for p in ("default", "risk_sensitive")]
+    assert list(rows) == ["base", "default_x3", "risk_sensitive_mc_x3"]
+    np.testing.assert_array_equal(rows["base"], net.predict(x[100:], batch_size=1024, verbose=0))
+    val, test = (net.predict(v, verbose=0).astype("float64") for v in (x[60:100], x[100:]))
+    val, test = val / val.sum(1, keepdims=True), test / test.sum(1, keepdims=True)
+    np.testing.assert_allclose(rows["default_x3"],
+                               temper(test, fit_temperature(y[60:100], val)), rtol=1e-4)
+    # risk members: the same MC net, 33 geometric samples each
+    mc = [dnnguide.mc_predict(risk, v, 33, seed=0, verbose=0, pooling="geometric").mean
+          for v in (x[60:100], x[100:])]
+    np.testing.assert_allclose(rows["risk_sensitive_mc_x3"],
+                               temper(mc[1], fit_temperature(y[60:100], mc[0])), rtol=1e-4)
