@@ -6,7 +6,7 @@
 Classification (digits, breast_cancer, mnist1d): for each seed, ``dnnguide.fit("default")``
 scored on its network's own probabilities (``default: plain``) and on the run's model, which
 ends in the temperature the run fitted (``default: calibrated``), and ``dnnguide.fit("risk_sensitive")`` scored four
-ways (plain, MC mean of 100 samples, calibrated plain, calibrated MC), as the run
+ways (plain; MC: 100 samples pooled as the run calibrates them; calibrated plain; calibrated MC), as the run
 records them in its metrics (temperatures, and the calibrated MC pooling, fitted on the validation split by the run itself). Regression (diabetes): the risk-sensitive run's
 calibrated MC intervals (MC spread + noise variance fitted on validation) against a
 constant-variance baseline (the default preset's prediction with the validation MSE as
@@ -158,7 +158,8 @@ def main(argv=None) -> int:
             print(differences.to_string(index=False, float_format=lambda v: f"{v:+.4f}"))
     if "pooling" in classes:
         chosen = classes[classes["model"] == "risk_sensitive: calibrated MC"]
-        print("\npooling chosen on validation (calibrated MC), seeds per dataset:")
+        print("\npooling of the calibrated MC prediction, seeds per dataset (geometric since "
+              "calibrate() stopped choosing it on validation):")
         print(chosen.groupby("dataset", sort=False)["pooling"].value_counts().to_string())
     print(f"\nrows: {args.table_only or args.csv}")
     return 0

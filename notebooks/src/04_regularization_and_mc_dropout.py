@@ -129,11 +129,11 @@ show(fig)
 # used through that prediction, its early stopping watches `val_mc_loss`, the validation loss of
 # the MC prediction, and keeps that epoch's weights. `fit` then calibrates it on the validation
 # split (temperature scaling, Guo et al. 2017), separately for the plain prediction and for the
-# pooled MC samples; for the latter it also keeps whichever pooling, the mean or the normalized
-# geometric mean of the samples, has the lower validation NLL.
+# pooled MC samples, which it pools by their normalized geometric mean (the ensemble rule
+# dropout training approximates; the plain mean of the samples is underconfident).
 #
-# `compare_mc_dropout` scores the four predictions on the test set: plain, MC (the mean of
-# `N_SAMPLES` samples), and both calibrated. Lower is better for NLL, ECE (top-1 expected
+# `compare_mc_dropout` scores the four predictions on the test set: plain, MC (`N_SAMPLES`
+# samples, pooled), and both calibrated. Lower is better for NLL, ECE (top-1 expected
 # calibration error, 15 bins) and the Brier score.
 
 # %%
@@ -223,7 +223,7 @@ shift.round(3)
 #   the best test accuracy; weight decay (0.01) alone changed the best validation loss by
 #   little, and max-norm (1) alone lowered it by far less than dropout did. The self-normalizing
 #   network with AlphaDropout did worst here, as in notebook 1.
-# - MC dropout's mean prediction was better calibrated (lower ECE) than the plain prediction,
+# - MC dropout's pooled prediction was better calibrated (lower ECE) than the plain prediction,
 #   temperature scaling lowered the ECE of both, and the two calibrated predictions ended within
 #   0.005 of each other: after its temperature, the plain prediction is about as well calibrated
 #   as the MC one on this network.
