@@ -229,9 +229,10 @@ EXCEPTIONS_TABLE: dict[str, dict[str, str]] = {
         "quantization) for smaller, faster models.",
     },
     "risk_sensitive": {
-        "dropout": "MC dropout: keep dropout on at prediction time and average many "
-        "predictions for better accuracy and calibrated uncertainty, with no retraining "
-        "(Gal & Ghahramani 2016).",
+        "dropout": "MC dropout: keep dropout on at prediction time and pool many "
+        "predictions (their normalized geometric mean, tempered on the validation split) into "
+        "one prediction with uncertainty estimates, the samples' spread and mutual "
+        "information, with no retraining (Gal & Ghahramani 2016).",
         "early_stopping": "Early stopping watches the validation loss of the MC prediction "
         "(val_mc_loss, 50 samples an epoch) and keeps its best weights: the model is used "
         "through that prediction, whose best epoch comes later than the deterministic "
