@@ -5,13 +5,15 @@
 
 Classification (digits, breast_cancer, mnist1d): for each seed, ``dnnguide.fit("default")``
 scored on its network's own probabilities (``default: plain``) and on the run's model, which
-ends in the temperature the run fitted (``default: calibrated``), and ``dnnguide.fit("risk_sensitive")`` scored four
-ways (plain; MC: 100 samples pooled as the run calibrates them; calibrated plain; calibrated MC), as the run
-records them in its metrics (temperatures, and the calibrated MC pooling, fitted on the validation split by the run itself). Regression (diabetes): the risk-sensitive run's
-calibrated MC intervals (MC spread + noise variance fitted on validation) against a
-constant-variance baseline (the default preset's prediction with the validation MSE as
-variance). Prints markdown tables of mean ± std over the seeds, the calibrated MC prediction minus
-the plain default paired by seed (:func:`paired`), and writes every row to a CSV.
+ends in the temperature the run fitted (``default: calibrated``), and
+``dnnguide.fit("risk_sensitive")`` scored four ways (plain; MC: 100 samples pooled as the run
+calibrates them; calibrated plain; calibrated MC), as the run records them in its metrics (the
+temperatures, fitted on the validation split by the run itself, and the MC pooling).
+Regression (diabetes): the risk-sensitive run's calibrated MC intervals (MC spread + noise
+variance fitted on validation) against a constant-variance baseline (the default preset's
+prediction with the validation MSE as variance). Prints markdown tables of mean ± std over the
+seeds, the calibrated MC prediction minus the plain default paired by seed (:func:`paired`),
+and writes every row to a CSV.
 """
 
 from __future__ import annotations

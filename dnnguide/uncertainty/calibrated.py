@@ -39,7 +39,7 @@ def calibrate(model_or_predictor, x_val, y_val, *, n_samples: int = 50, seed: in
     accurate net (risk_sensitive on digits, 20 seeds: test ECE 0.0252 against 0.0140,
     uncalibrated). Choosing the pooling by validation NLL, as dnnguide did before, followed
     the few errors of a small validation split (BENCHMARKS.md, "MC dropout: the geometric
-    pooling and the temperature test").
+    pooling, and what MC dropout cannot add").
     For regression, the noise variance is fitted instead: constant
     for plain prediction, and added to the spread of the samples for MC dropout (what
     :attr:`dnnguide.MCPrediction.predictive_std` reports), in the model's output units.
@@ -59,9 +59,10 @@ def calibrate(model_or_predictor, x_val, y_val, *, n_samples: int = 50, seed: in
             of a model without MC dropout uses 0.05. (The MC temperature is not tested: the
             same test lowered NLL on breast_cancer's 46 validation rows but raised it on
             synth_cls and anes96, BENCHMARKS.md.)
-        pooling: classification: how the MC samples are pooled, ``"geometric"`` (default)
-            or ``"mean"`` (:data:`~dnnguide.uncertainty.POOLINGS`, the Bayesian model average of Gal & Ghahramani
-            2016). Regression pools by the mean only.
+        pooling: classification: how the MC samples are pooled
+            (:data:`~dnnguide.uncertainty.POOLINGS`), ``"geometric"`` (default) or
+            ``"mean"`` (the Bayesian model average of Gal & Ghahramani 2016). Regression
+            pools by the mean only.
 
     Returns:
         A Keras model ending in a :class:`~dnnguide.layers.Calibration` layer (the model's
