@@ -9,6 +9,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 
 import dnnguide
@@ -314,6 +315,15 @@ def test_cli_uncertainty_on_a_tiny_run(tmp_path, capsys):
     assert plots == ["uncertainty_histogram.png", "uncertainty_rejection.png",
                      "uncertainty_reliability.png"]
     first = (run_dir / "plots" / "uncertainty_reliability.png").read_bytes()
+    # with its defaults the command reproduces the run's own MC scores, masks included
+    capsys.readouterr()
+    assert main(["uncertainty", str(run_dir), "--no-plots"]) == 0
+    written = capsys.readouterr().out.split("table: ")[1].split("\n")[0]
+    table = pd.read_csv(written, index_col=0)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for row, prefix in (("mc", "test_mc_"), ("calibrated_mc", "test_cal_mc_")):
+        for score in ("accuracy", "nll", "ece"):
+            assert table.loc[row, score] == pytest.approx(metrics[prefix + score], rel=1e-6)
     assert main(["uncertainty", str(run_dir), "--samples", "10"]) == 0
     assert (run_dir / "plots" / "uncertainty_reliability.png").read_bytes() == first
     assert (run_dir / "plots" / "uncertainty_reliability-2.png").exists()

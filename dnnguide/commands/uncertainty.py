@@ -26,7 +26,9 @@ def register(subparsers) -> None:
     p.add_argument("--bins", type=int, default=15, help="calibration bins (default 15)")
     p.add_argument("--split", choices=["test", "val"], default="test", help="split to evaluate")
     p.add_argument("--batch-size", type=int, help="inputs per compiled call (default: automatic)")
-    p.add_argument("--seed", type=int, help="seed of the dropout masks (reproducible output)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the dropout masks (default 0: with the default samples, the "
+                        "masks the run's metrics.json was scored with)")
     p.add_argument("--no-plots", action="store_true", help="print the table only")
     p.set_defaults(func=_run)
 
