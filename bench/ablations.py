@@ -191,20 +191,17 @@ def ensemble_rows(data, seed, args):
     import numpy as np
 
     import dnnguide
-    from dnnguide.calibration import fit_temperature, temper
+    from dnnguide.calibration import _EPS, _class_probabilities, fit_temperature, temper
     from dnnguide.uncertainty import uncalibrated
+    from dnnguide.uncertainty.mc_dropout import _geometric
 
     if data.task == "regression":
         raise SystemExit(f"ensemble: classification data only. Received: {data.name}")
 
-    def as_classes(p):
-        p = np.asarray(p, "float64")
-        return np.concatenate([1.0 - p, p], axis=-1) if p.shape[-1] == 1 else p
-
-    def geometric(members):
-        log_p = np.mean([np.log(np.clip(as_classes(p), 1e-12, 1.0)) for p in members], axis=0)
-        p = np.exp(log_p - log_p.max(axis=-1, keepdims=True))
-        return p / p.sum(axis=-1, keepdims=True)
+    def geometric(members):  # as mc_predict pools samples; binary as two classes
+        log_p = np.mean([np.log(np.clip(_class_probabilities(p), _EPS, 1.0)) for p in members],
+                        axis=0)
+        return _geometric(log_p, "classification")
 
     def pooled(members):  # members: (validation, test) predictions
         val, test = geometric([m[0] for m in members]), geometric([m[1] for m in members])

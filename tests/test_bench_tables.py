@@ -6,6 +6,7 @@ per-seed rows into win / tie / loss is pinned on small frames with known answers
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from pathlib import Path
 
@@ -22,6 +23,25 @@ def harness():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def ablations(harness):
+    # bench/ablations.py imports the harness by name: it is loaded first (the harness fixture).
+    spec = importlib.util.spec_from_file_location("ablations", HARNESS.parent / "ablations.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _toy_classes(seed):
+    """150 rows of 6 features, 3 classes: 60 to train, 40 to validate, 50 to test."""
+    from dnnguide.data import Dataset
+
+    x = np.random.default_rng(seed).standard_normal((150, 6)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64") + (x[:, 1] > 0.5)
+    return Dataset("toy", "classification", 3, x[:60], y[:60], x[60:100], y[60:100],
+                   x[100:], y[100:])
 
 
 def _rows(data, contender, values, metric):
@@ -128,13 +148,9 @@ def test_a_csv_is_loaded_with_its_target_column_and_scored_by_its_task(harness, 
     assert f"{path}:price rmse" in harness.markdown(harness.summarize(pd.DataFrame(rows)))
 
 
-def test_ablations_pair_each_variant_with_the_default_by_seed(harness):
+def test_ablations_pair_each_variant_with_the_default_by_seed(ablations):
     # bench/ablations.py's table is the harness's pairing, base as the one rival: the gain per
-    # seed (accuracy up, NLL / RMSE down) per data and metric (harness loaded first: ablations
-    # imports it by name).
-    spec = importlib.util.spec_from_file_location("ablations", HARNESS.parent / "ablations.py")
-    ablations = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ablations)
+    # seed (accuracy up, NLL / RMSE down) per data and metric.
     rows = [{"data": "digits", "variant": v, "seed": s, "accuracy": acc, "nll": nll, "ece": 0.02}
             for s, (acc, nll) in enumerate([(0.90, 0.30), (0.92, 0.20), (0.94, 0.25)])
             for v, shift in (("base", 0.0), ("ema", 0.01)) for acc, nll in [(acc + shift,
@@ -153,7 +169,8 @@ def test_ablations_pair_each_variant_with_the_default_by_seed(harness):
     assert (table.variant == "ema").all()
 
 
-def test_onecycle_peak_ablation_compares_the_minimum_rule_with_the_peak_rule(harness, monkeypatch):
+def test_onecycle_peak_ablation_compares_the_minimum_rule_with_the_peak_rule(ablations,
+                                                                             monkeypatch):
     # base fits with the finder's minimum rule alone as the peak, the variant with the product's
     # onecycle_peak, both with the preset's overrides; the product's rule is back afterwards,
     # even when a fit fails.
@@ -161,9 +178,6 @@ def test_onecycle_peak_ablation_compares_the_minimum_rule_with_the_peak_rule(har
 
     from dnnguide import lr_finder
 
-    spec = importlib.util.spec_from_file_location("ablations", HARNESS.parent / "ablations.py")
-    ablations = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ablations)
     rule = lr_finder.onecycle_peak
     calls = []
 
@@ -187,7 +201,7 @@ def test_onecycle_peak_ablation_compares_the_minimum_rule_with_the_peak_rule(har
     assert lr_finder.onecycle_peak is rule
 
 
-def test_mc_pooling_ablation_scores_each_rule_on_the_same_samples(harness, monkeypatch):
+def test_mc_pooling_ablation_scores_each_rule_on_the_same_samples(ablations, monkeypatch):
     # base is the rule calibrate() had: the pooling whose tempered validation prediction has
     # the lower NLL; the other rows are each rule's own tempered test prediction; regression
     # data is refused before anything trains.
@@ -195,16 +209,8 @@ def test_mc_pooling_ablation_scores_each_rule_on_the_same_samples(harness, monke
 
     import dnnguide
     from dnnguide.calibration import fit_temperature, negative_log_likelihood, temper
-    from dnnguide.data import Dataset
 
-    spec = importlib.util.spec_from_file_location("ablations", HARNESS.parent / "ablations.py")
-    ablations = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ablations)
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((150, 6)).astype("float32")
-    y = (x[:, 0] > 0).astype("int64") + (x[:, 1] > 0.5)
-    data = Dataset("toy", "classification", 3, x[:60], y[:60], x[60:100], y[60:100],
-                   x[100:], y[100:])
+    data = _toy_classes(0)
     model = dnnguide.build_model("risk_sensitive", (6,), 3, depth=1, width=16, dropout_rate=0.5)
     monkeypatch.setattr(ablations, "_fit", lambda *a, **k: argparse.Namespace(model=model))
     rows = dict(ablations.mc_pooling_rows(data, 0, None))
@@ -218,30 +224,23 @@ def test_mc_pooling_ablation_scores_each_rule_on_the_same_samples(harness, monke
         nll[pooling] = negative_log_likelihood(data.y_val, temper(val, t))
     assert not np.allclose(rows["geometric"], rows["mean"], atol=1e-3)  # two rules, two rows
     np.testing.assert_array_equal(rows["base"], rows[min(("mean", "geometric"), key=nll.get)])
-    regression = Dataset("toy", "regression", 1, x[:60], x[:60, :1], x[60:100], x[60:100, :1],
-                         x[100:], x[100:, :1])
+    regression = dataclasses.replace(data, task="regression", n_outputs=1,
+                                     y_train=data.x_train[:, :1], y_val=data.x_val[:, :1],
+                                     y_test=data.x_test[:, :1])
     with pytest.raises(SystemExit, match="classification data only.*toy"):
         next(ablations.mc_pooling_rows(regression, 0, None))
 
 
 def test_ensemble_ablation_pools_its_members_geometrically_and_tempers_on_validation(
-        harness, monkeypatch):
+        ablations, monkeypatch):
     # Members 0, 1000, 2000 of each preset, each member's nets fitted once; identical members
     # pool to that net's own prediction, tempered on the validation split.
     import argparse
 
     import dnnguide
     from dnnguide.calibration import fit_temperature, temper
-    from dnnguide.data import Dataset
 
-    spec = importlib.util.spec_from_file_location("ablations", HARNESS.parent / "ablations.py")
-    ablations = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ablations)
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((150, 6)).astype("float32")
-    y = (x[:, 0] > 0).astype("int64") + (x[:, 1] > 0.5)
-    data = Dataset("toy", "classification", 3, x[:60], y[:60], x[60:100], y[60:100],
-                   x[100:], y[100:])
+    data = _toy_classes(1)
     net = dnnguide.build_model("default", (6,), 3, depth=1, width=16)
     risk = dnnguide.build_model("risk_sensitive", (6,), 3, depth=1, width=16)
     calls = []
@@ -254,13 +253,14 @@ def test_ensemble_ablation_pools_its_members_geometrically_and_tempers_on_valida
     rows = dict(ablations.ensemble_rows(data, 0, argparse.Namespace(members=3)))
     assert calls == [(p, s) for s in (0, 1000, 2000) for p in ("default", "risk_sensitive")]
     assert list(rows) == ["base", "default_x3", "risk_sensitive_mc_x3"]
-    np.testing.assert_array_equal(rows["base"], net.predict(x[100:], batch_size=1024, verbose=0))
-    val, test = (net.predict(v, verbose=0).astype("float64") for v in (x[60:100], x[100:]))
+    np.testing.assert_array_equal(rows["base"],
+                                  net.predict(data.x_test, batch_size=1024, verbose=0))
+    val, test = (net.predict(v, verbose=0).astype("float64") for v in (data.x_val, data.x_test))
     val, test = val / val.sum(1, keepdims=True), test / test.sum(1, keepdims=True)
     np.testing.assert_allclose(rows["default_x3"],
-                               temper(test, fit_temperature(y[60:100], val)), rtol=1e-4)
+                               temper(test, fit_temperature(data.y_val, val)), rtol=1e-4)
     # risk members: the same MC net, 33 geometric samples each
     mc = [dnnguide.mc_predict(risk, v, 33, seed=0, verbose=0, pooling="geometric").mean
-          for v in (x[60:100], x[100:])]
+          for v in (data.x_val, data.x_test)]
     np.testing.assert_allclose(rows["risk_sensitive_mc_x3"],
-                               temper(mc[1], fit_temperature(y[60:100], mc[0])), rtol=1e-4)
+                               temper(mc[1], fit_temperature(data.y_val, mc[0])), rtol=1e-4)
