@@ -155,11 +155,6 @@ def _sweep(config: NetworkConfig, data: Dataset, seed: int, rule: str):
     return found
 
 
-def _finder_suggestion(config: NetworkConfig, data: Dataset, seed: int, rule: str) -> float:
-    """The LR finder's ``rule`` suggestion on this config and data (:func:`_sweep`)."""
-    return float(_sweep(config, data, seed, rule).suggestion)
-
-
 def onecycle_max_lr(config: NetworkConfig, data: Dataset, seed: int) -> NetworkConfig:
     """1cycle's peak LR from the LR finder on this config and data (``minimum`` rule), lifted
     towards ``ONECYCLE_TABLE["max_lr_floor"]`` times the config's constant learning rate
@@ -181,7 +176,7 @@ def finder_learning_rate(config: NetworkConfig, data: Dataset, seed: int) -> Net
     from dnnguide.data_rules import DATA_TABLE
 
     rule = DATA_TABLE["learning_rate"][0]
-    found = _finder_suggestion(config, data, seed, rule["rule"])
+    found = float(_sweep(config, data, seed, rule["rule"]).suggestion)
     if not found * rule["factor"] <= config.optimizer.learning_rate:
         return config
     valley = float(f"{found:.2g}")  # two digits: the sweep is not finer than that
