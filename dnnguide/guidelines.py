@@ -214,6 +214,13 @@ def recommend(
         fields["early_stopping"] = dataclasses.replace(fields["early_stopping"],
                                                        monitor="val_mc_loss")
         reasons["early_stopping"] = EXCEPTIONS_TABLE["risk_sensitive"]["early_stopping"]
+        if sparse or low_latency:
+            why = "sparse" if sparse else "low_latency"
+            reasons["ensemble"] = EXCEPTIONS_TABLE["risk_sensitive"]["ensemble_skipped"].format(
+                why=why)
+        else:
+            fields["ensemble"] = EXCEPTION_VALUES["risk_sensitive"]["ensemble"]
+            reasons["ensemble"] = EXCEPTIONS_TABLE["risk_sensitive"]["ensemble"]
     if profile is not None:
         _apply_data_rules(fields, reasons, profile, use_selu=use_selu, width_given=width_given,
                           rate=dropout_rate if rate_given else None)

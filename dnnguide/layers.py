@@ -214,6 +214,49 @@ class Calibration(keras.layers.Layer):
                 "mc_noise_variance": self.mc_noise_variance, "mc_pooling": self.mc_pooling}
 
 
+@keras.saving.register_keras_serializable(package="dnnguide")
+class EnsemblePool(keras.layers.Layer):
+    """Pools the predictions of an ensemble's members into one (:mod:`dnnguide.ensemble`).
+
+    Classes: the normalized geometric mean of the members' probabilities,
+    ``softmax(mean_k log p_k)`` (binary: the sigmoid of the mean log-odds), the rule
+    :func:`dnnguide.calibrate` pools MC dropout samples by; its NLL is never above the members'
+    mean NLL (the normalizer is at most 1 by the AM-GM inequality). Regression: the mean, in
+    the members' (original) units. Under :func:`mc_sampling` each member draws its own masks,
+    so one MC sample of the ensemble pools one sample of every member.
+
+    Example:
+        >>> pool = EnsemblePool("classification")
+        >>> p = [np.array([[0.9, 0.1]], "float32"), np.array([[0.5, 0.5]], "float32")]
+        >>> np.round(np.asarray(pool(p)), 3)
+        array([[0.75, 0.25]], dtype=float32)
+    """
+
+    def __init__(self, task, **kwargs):
+        from dnnguide.config import TASKS
+
+        super().__init__(**kwargs)
+        check_choice("task", task, TASKS)
+        self.task = task
+
+    def call(self, inputs):
+        stacked = ops.stack([ops.cast(x, "float32") for x in inputs], axis=0)
+        if self.task == "regression":
+            return ops.mean(stacked, axis=0)
+        tiny = float(np.finfo("float32").tiny)
+        log_p = ops.log(ops.clip(stacked, tiny, 1.0))
+        if self.task == "binary":
+            log_p = log_p - ops.log(ops.clip(1.0 - stacked, tiny, 1.0))
+            return ops.sigmoid(ops.mean(log_p, axis=0))
+        return ops.softmax(ops.mean(log_p, axis=0), axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "task": self.task}
+
+
 def _check_temperature(name, value) -> float:
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         value = float(value)

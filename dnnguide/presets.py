@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -67,7 +67,8 @@ for _preset in (
            {"sparse": True}),
     Preset("low_latency", "3 ReLU layers, batch norm placed for folding, int8 export.",
            {"low_latency": True}),
-    Preset("risk_sensitive", "The default net with MC dropout for uncertainty estimates.",
+    Preset("risk_sensitive", "An ensemble of 5 default nets with MC dropout, for uncertainty "
+           "estimates.",
            {"risk_sensitive": True}),
 ):
     register_preset(_preset)
@@ -296,7 +297,9 @@ def build_model(
         **overrides: config fields (``depth=20``, ``activation="relu"``, ``learning_rate=1e-3``).
 
     Returns:
-        A Keras functional model; its config is attached as ``model.dnnguide_config``.
+        A Keras functional model; its config is attached as ``model.dnnguide_config``. An
+        ensemble config (``ensemble=5``) builds one of its members (``ensemble=1`` there):
+        :func:`dnnguide.fit` trains the members and pools them (:mod:`dnnguide.ensemble`).
     """
     import keras
 
@@ -338,7 +341,8 @@ def build_model(
         outputs = TargetScale(mean, std, name="target_scale", dtype="float32")(outputs)
         loss = StandardizedMSE(std)
     model = keras.Model(inputs, outputs, name=config.name.replace("+", "_"))
-    model.dnnguide_config = config
+    # One net, also of an ensemble config: fit trains its members and pools them.
+    model.dnnguide_config = replace(config, ensemble=1)
     model.dnnguide_task = task
     if compile:
         from dnnguide.optimizers import optimizer_from_config

@@ -34,6 +34,11 @@ def resume_run(run_path, given: dict, *, epochs, callbacks, verbose, diagnose,
                           "multi-worker run.")
     run = open_run(run_path)
     info, config = run.info, run.config
+    if config.ensemble > 1:  # member by member
+        from dnnguide.ensemble import resume_ensemble
+
+        return resume_ensemble(run, given, epochs=epochs, callbacks=callbacks, verbose=verbose,
+                               diagnose=diagnose, strategy=strategy)
     _refuse_changes(run, info, config, given)
     if info.get("transfer"):  # its model came from another model's layers, not from its config
         raise ConfigError(f"Run {run.path} reused layers of another model (init_from/"

@@ -209,11 +209,21 @@ def fit(
             config = onecycle_max_lr(config, data, seed)
         elif lr_sweep:
             config = finder_learning_rate(config, data, seed)
+        if config.ensemble > 1:  # members trained one by one, pooled (dnnguide.ensemble)
+            from dnnguide.ensemble import fit_ensemble
+
+            return fit_ensemble(config, data, run_dir=run_dir, name=name, seed=seed,
+                                callbacks=callbacks, verbose=verbose, diagnose=diagnose,
+                                strategy=strategy)
         adapt = data.x_train if (config.standardize_inputs and not data.standardized) else None
         scope = strategy.scope() if strategy is not None else _null_scope()
         with scope:
             model = build_model(config, data.input_shape, data.n_outputs, data.task,
                                 adapt_data=adapt, target_stats=stats_for(data))
+    if config is not None and config.ensemble > 1:  # a built model is one net, trained as one
+        raise ConfigError(f"ensemble={config.ensemble} trains several nets from a preset or "
+                          "config; a built model or reused layers (init_from) train as one net. "
+                          "Pass the preset or NetworkConfig, or use ensemble=1.")
     scratch = None
     if run_dir and strategy is not None and not getattr(strategy.extended, "should_checkpoint", True):
         # Multi-worker training: only the chief keeps the run; the others write to a temporary

@@ -254,6 +254,11 @@ def model_from(init_from, config_or_model, data, *, reuse=None, freeze=True, epo
                               "that run's; change training settings with overrides "
                               f"(learning_rate=...). Received: preset={config_or_model!r}")
         base = open_run(init_from).config
+        if base.ensemble > 1:
+            members = sorted(str(p) for p in (Path(init_from) / "members").glob("*-member_*"))
+            raise ConfigError(f"Run {str(init_from)!r} is an ensemble of {base.ensemble} nets; "
+                              "layers are reused from one net. Pass one of its members: "
+                              f"{members}")
     else:
         base = resolve_config(config_or_model or "default")
     changes = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size)) if v}

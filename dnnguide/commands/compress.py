@@ -49,6 +49,12 @@ def _run(args, _overrides) -> int:
         raise SystemExit("dnnguide compress: nothing to do; give --prune, --quantize, --fold-bn, "
                          "--qat or --format onnx.")
     run = open_run(args.run_dir)
+    members = run.config.ensemble
+    if members > 1 and (args.prune or args.fold_bn or args.qat):
+        raise SystemExit(f"dnnguide compress: run {run.path} is an ensemble of {members} nets; "
+                         "pruning, batch-norm folding and quantization-aware training work on "
+                         "one net. Compress one member (a run of its own under "
+                         f"{run.path / 'members'}), or only --quantize / --format the ensemble.")
     model, data = run.model(), run.dataset()
     model.dnnguide_task = run.info.get("task") or data.task
 

@@ -46,6 +46,11 @@ def _diagnose(args, _overrides) -> int:
 
     check_range("rows", args.rows, 1, integer=True)
     run = open_run(args.run_dir)
+    if run.config.ensemble > 1:
+        members = sorted(str(p) for p in (run.path / "members").glob("*-member_*"))
+        raise SystemExit(f"dnnguide diagnose: run {run.path} is an ensemble of "
+                         f"{run.config.ensemble} nets; diagnostics look at one net's layers. "
+                         f"Diagnose one of its members: {' '.join(members)}")
     if (run.path / DIAGNOSTICS_CSV).exists() and not args.check:
         frame = load_diagnostics(run.path)
         last = frame[frame["step"] == frame["step"].max()]

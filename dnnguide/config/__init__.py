@@ -27,6 +27,7 @@ from dnnguide.config.checks import (
     DROPOUT_KINDS,
     INITIALIZERS,
     MAX_DEPTH,
+    MAX_ENSEMBLE,
     MAX_WIDTH,
     NORMALIZATIONS,
     OPTIMIZERS,
@@ -52,8 +53,8 @@ from dnnguide.config.parts import (
 
 __all__ = [
     "ACTIVATIONS", "ARCHITECTURES", "CALIBRATIONS", "DROPOUT_KINDS", "INITIALIZERS", "MAX_DEPTH",
-    "MAX_WIDTH", "NORMALIZATIONS", "OPTIMIZERS", "POOLINGS", "PRECISIONS", "RELU_FAMILY",
-    "SCHEDULES", "TASKS",
+    "MAX_ENSEMBLE", "MAX_WIDTH", "NORMALIZATIONS", "OPTIMIZERS", "POOLINGS", "PRECISIONS",
+    "RELU_FAMILY", "SCHEDULES", "TASKS",
     "ConfigError", "EarlyStoppingConfig", "NetworkConfig", "OptimizerConfig",
     "RegularizationConfig", "ScheduleConfig", "check_bool", "check_choice", "check_pooling",
     "check_range", "nested_overrides", "replace",

@@ -123,6 +123,9 @@ def check_bool(name: str, value: Any) -> None:
 #: and far more memory than the guidelines' deep nets (tens to ~100 layers, a few hundred units).
 MAX_DEPTH = 1000
 MAX_WIDTH = 16384
+#: Most members of a deep ensemble: its gains level off by 5-10 (Lakshminarayanan et al. 2017,
+#: fig. 3); 20 trains 20x as long.
+MAX_ENSEMBLE = 20
 
 
 def _forbid(condition: bool, message: str) -> None:

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dnnguide.config.checks import (
-    ACTIVATIONS, ARCHITECTURES, CALIBRATIONS, INITIALIZERS, MAX_DEPTH, MAX_WIDTH, NORMALIZATIONS,
-    PRECISIONS,
+    ACTIVATIONS, ARCHITECTURES, CALIBRATIONS, INITIALIZERS, MAX_DEPTH, MAX_ENSEMBLE, MAX_WIDTH,
+    NORMALIZATIONS, PRECISIONS,
     ConfigError, _forbid, check_bool, check_choice, check_range,
 )
 from dnnguide.config.parts import (
@@ -36,6 +36,8 @@ class NetworkConfig(_Serializable):
     A ``selu`` network is self-normalizing and must meet Klambauer et al. (2017)'s
     conditions: LeCun normal init, no normalization layers, no L1/L2/max-norm,
     AlphaDropout (``alpha``/``mc_alpha``), a sequential stack, standardized inputs.
+    ``ensemble`` > 1 trains that many such nets from different seeds and pools them
+    (:mod:`dnnguide.ensemble`).
     """
 
     name: str = "custom"
@@ -58,6 +60,7 @@ class NetworkConfig(_Serializable):
     fold_batch_norm: bool = False
     precision: str = "float32"
     calibration: str = "temperature"
+    ensemble: int = 1
 
     _NESTED = {
         "regularization": RegularizationConfig,
@@ -95,6 +98,7 @@ class NetworkConfig(_Serializable):
         check_range("pruning_sparsity", self.pruning_sparsity, 0.0, 1.0, high_inclusive=False)
         check_choice("precision", self.precision, PRECISIONS)
         check_choice("calibration", self.calibration, CALIBRATIONS)
+        check_range("ensemble", self.ensemble, 1, MAX_ENSEMBLE, integer=True)
         if self.architecture == "residual":
             _forbid(
                 len(set(self.widths)) != 1,
@@ -126,6 +130,15 @@ class NetworkConfig(_Serializable):
             opt.name == "adamw" and reg.l2 > 0,
             f"AdamW with L2 kernel regularization (l2={reg.l2}) decays the weights twice. "
             "Use AdamW's decoupled `weight_decay` instead and set l2=0.",
+        )
+        _forbid(
+            self.ensemble > 1 and (self.pruning_sparsity > 0 or self.fold_batch_norm
+                                   or self.precision != "float32"),
+            f"An ensemble of {self.ensemble} nets cannot be compressed: pruning, batch-norm "
+            "folding and 16/8-bit export each make one small net, and an ensemble is several. "
+            f"Received: ensemble={self.ensemble}, pruning_sparsity={self.pruning_sparsity}, "
+            f"fold_batch_norm={self.fold_batch_norm}, precision={self.precision!r}. Use "
+            "ensemble=1 for a compressed model.",
         )
         _forbid(
             self.fold_batch_norm and self.normalization == "none",

@@ -1,7 +1,9 @@
 """The keras-tuner HyperModel: each trial's model from :func:`dnnguide.presets.build_model`.
 
 A forbidden combination of values raises in ``build`` with the config's own message, so it
-shows up as a failed trial with its reason, never as a silently odd model.
+shows up as a failed trial with its reason, never as a silently odd model. A trial of an
+ensemble preset (``risk_sensitive``: ``ensemble=5``) trains one member, as ``build_model``
+builds it: the search compares configurations, and ``fit`` of the best one trains the ensemble.
 """
 
 from __future__ import annotations

@@ -1,0 +1,187 @@
+"""Deep ensembles: members trained as runs of their own, pooled, calibrated, saved, resumed."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+import dnnguide
+from dnnguide import checkpoint as ckpt
+from dnnguide.calibration import negative_log_likelihood
+from dnnguide.ensemble import member_seed, pool_models
+from dnnguide.layers import EnsemblePool
+from dnnguide.runs import RunExistsError, open_run
+from dnnguide.uncertainty import uncalibrated
+
+# Small and quick; the learning rate is given, so no LR sweep runs.
+SMALL = dict(depth=2, width=16, epochs=4, learning_rate=1e-3, verbose=0)
+
+
+class InterruptMember(keras.callbacks.Callback):
+    """Raise KeyboardInterrupt at the end of ``epoch`` of the ``member``-th training."""
+
+    def __init__(self, member, epoch):
+        super().__init__()
+        self.member, self.epoch, self.trainings = member, epoch, -1
+
+    def on_train_begin(self, logs=None):
+        self.trainings += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.trainings == self.member and epoch == self.epoch:
+            raise KeyboardInterrupt("simulated crash")
+
+
+def _members(run_dir):
+    return sorted((run_dir / "members").iterdir())
+
+
+@pytest.fixture(scope="module")
+def ensemble(tmp_path_factory):
+    keras.utils.set_random_seed(1234)
+    return dnnguide.fit("risk_sensitive", "digits", ensemble=2, seed=5,
+                        run_dir=tmp_path_factory.mktemp("ens"), **SMALL)
+
+
+def test_pool_is_the_normalized_geometric_mean_or_the_mean():
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(4), size=(3, 6)).astype("float32")  # 3 members, 6 rows
+    pooled = np.asarray(EnsemblePool("classification")(list(probs)))
+    geometric = np.exp(np.log(probs).mean(0))
+    np.testing.assert_allclose(pooled, geometric / geometric.sum(-1, keepdims=True), rtol=1e-5)
+    p = rng.uniform(0.01, 0.99, size=(3, 6, 1)).astype("float32")
+    logit = np.log(p) - np.log1p(-p)
+    np.testing.assert_allclose(np.asarray(EnsemblePool("binary")(list(p))),
+                               1 / (1 + np.exp(-logit.mean(0))), rtol=1e-5)
+    values = rng.normal(size=(3, 6, 2)).astype("float32")
+    np.testing.assert_allclose(np.asarray(EnsemblePool("regression")(list(values))),
+                               values.mean(0), rtol=1e-6)
+    # The pooled NLL is never above the members' mean NLL (the normalizer is at most 1).
+    y = rng.integers(0, 4, size=6)
+    member_nll = np.mean([negative_log_likelihood(y, q) for q in probs])
+    assert negative_log_likelihood(y, pooled) <= member_nll + 1e-6
+
+
+def test_pool_models_pools_the_members_and_leaves_them_unchanged(blobs):
+    x, y = blobs
+    x = x * 10 + 5  # unstandardized: each member starts with an adapted Normalization layer
+    members = [dnnguide.build_model("default", (8,), 3, depth=1, width=8, adapt_data=x)
+               for _ in range(3)]
+    for member in members:
+        member.fit(x, y, epochs=2, verbose=0)
+    before = [m.get_weights() for m in members]
+    pooled = pool_models(members, "classification")
+    expected = EnsemblePool("classification")([m.predict(x, verbose=0) for m in members])
+    np.testing.assert_allclose(pooled.predict(x, verbose=0), np.asarray(expected), atol=1e-6)
+    assert [layer.name for layer in pooled.layers[1:4]] == ["member_0", "member_1", "member_2"]
+    for member, weights in zip(members, before):
+        for a, b in zip(member.get_weights(), weights):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="inputs of one shape"):
+        pool_models([members[0], dnnguide.build_model("default", (5,), 3, depth=1)],
+                    "classification")
+
+
+def test_ensemble_run_keeps_members_and_a_pooled_calibrated_model(ensemble):
+    run = ensemble.run_dir
+    members = _members(run)
+    assert [p.name.split("-")[-1] for p in members] == ["member_0", "member_1"]
+    for k, path in enumerate(members):
+        member = open_run(path)
+        assert member.status == "complete" and member.info["seed"] == member_seed(5, k)
+        assert member.config.ensemble == 1 and member.config.calibration == "none"
+    info, metrics = open_run(run).info, json.loads((run / "metrics.json").read_text())
+    assert info["status"] == "complete" and info["ensemble"] == 2
+    assert metrics["ensemble"] == 2 and metrics["mc_pooling"] == "geometric"
+    # Pooling two nets beats their mean NLL; this run is calibrated and scored with MC dropout.
+    assert metrics["test_loss"] <= metrics["member_mean_test_loss"]
+    assert metrics["test_cal_mc_accuracy"] > 0.75  # 4 epochs of a 2x16 net; chance is 0.1
+    for key in ("test_mc_nll", "test_cal_nll", "test_cal_mc_ece", "mc_temperature"):
+        assert np.isfinite(metrics[key])
+    assert set(ensemble.history["member"]) == {0, 1}
+    assert (run / "plots" / "learning_curves.png").stat().st_size > 10_000
+    # The saved model is the pooled members, calibrated, and reloads as it predicts.
+    x = ensemble.data.x_test
+    reloaded = open_run(run).model()
+    np.testing.assert_array_equal(reloaded.predict(x, verbose=0),
+                                  ensemble.model.predict(x, verbose=0))
+    nets = [open_run(p).model() for p in members]
+    pooled = EnsemblePool("classification")([m.predict(x, verbose=0) for m in nets])
+    np.testing.assert_allclose(uncalibrated(reloaded).predict(x, verbose=0), np.asarray(pooled),
+                               atol=1e-6)
+
+
+def test_mc_samples_of_an_ensemble_draw_masks_in_every_member(ensemble):
+    x = ensemble.data.x_test[:50]
+    pred = dnnguide.mc_predict(ensemble.model, x, 20, seed=0, verbose=0, return_samples=True)
+    assert pred.samples.shape == (20, 50, 10)
+    assert pred.std.max() > 1e-3  # the masks vary
+    for member in ensemble.model.layers[1:3]:  # each member's own masks vary too
+        alone = dnnguide.mc_predict(member, x, 20, seed=0, verbose=0)
+        assert alone.std.max() > 1e-3
+
+
+def test_interrupted_ensemble_resumes_to_the_uninterrupted_one(ensemble, tmp_path, monkeypatch):
+    monkeypatch.setattr(ckpt, "CHECKPOINT_EVERY_S", 0.0)
+    with pytest.raises(KeyboardInterrupt):
+        dnnguide.fit("risk_sensitive", "digits", ensemble=2, seed=5, run_dir=tmp_path,
+                     callbacks=[InterruptMember(member=1, epoch=1)], **SMALL)
+    (run,) = tmp_path.iterdir()
+    assert open_run(run).info["status"] == "interrupted"
+    assert [open_run(p).info["status"] for p in _members(run)] == ["complete", "interrupted"]
+    keras.utils.set_random_seed(99)  # the process's random state must not matter
+    with pytest.raises(dnnguide.ConfigError, match="members' own budget"):
+        dnnguide.fit(resume=run, epochs=8)
+    resumed = dnnguide.fit(resume=run, verbose=0)
+    assert len(_members(run)) == 2  # member 1 continued in its own folder
+    x = ensemble.data.x_test
+    np.testing.assert_array_equal(resumed.model.predict(x, verbose=0),
+                                  ensemble.model.predict(x, verbose=0))
+    assert resumed.metrics["test_cal_mc_nll"] == ensemble.metrics["test_cal_mc_nll"]
+    assert open_run(run).info["status"] == "complete"
+    with pytest.raises(RunExistsError, match="already complete"):
+        dnnguide.fit(resume=run)
+
+
+def test_ensemble_refuses_what_it_cannot_be(ensemble, tmp_path, blobs):
+    for bad, valid in ((0, r"\[1, 20\]"), (21, r"\[1, 20\]"), (2.5, "integer")):
+        with pytest.raises(dnnguide.ConfigError, match=f"ensemble.*{valid}.*{bad}"):
+            dnnguide.get_preset("default", ensemble=bad)
+    with pytest.raises(dnnguide.ConfigError, match="cannot be compressed.*precision='int8'"):
+        dnnguide.get_preset("low_latency", ensemble=3)
+    # build_model makes one member; the pooled model is not trained again as one net
+    assert dnnguide.build_model("default", (8,), 3, ensemble=2).dnnguide_config.ensemble == 1
+    with pytest.raises(dnnguide.ConfigError, match="a built model"):
+        dnnguide.fit(ensemble.model, "digits", run_dir=tmp_path, epochs=1, verbose=0)
+    assert not list(tmp_path.iterdir())  # refused before a run folder exists
+
+
+def test_ensemble_without_a_run_dir_trains_and_pools_in_memory(blobs):
+    result = dnnguide.fit("default", blobs, run_dir=None, ensemble=3, depth=1, width=8,
+                          epochs=3, learning_rate=1e-2, verbose=0)
+    assert result.run_dir is None and result.metrics["ensemble"] == 3
+    assert [layer.name for layer in result.model.layers if layer.name.startswith("member_")] \
+        == ["member_0", "member_1", "member_2"]
+    assert result.metrics["test_accuracy"] > 0.9
+    assert result.metrics["test_loss"] <= result.metrics["member_mean_test_loss"]
+
+
+def test_one_net_tools_name_the_members_instead(ensemble):
+    from dnnguide.cli import main
+
+    run = ensemble.run_dir
+    members = [str(p) for p in _members(run)]
+    for command in (["compress", str(run), "--prune", "0.5"], ["diagnose", str(run)]):
+        with pytest.raises(SystemExit, match="is an ensemble of 2 nets") as refused:
+            main(command)
+        assert "members" in str(refused.value)
+    with pytest.raises(SystemExit, match=members[1]):
+        main(["diagnose", str(run)])
+    with pytest.raises(dnnguide.ConfigError, match="Pass one of its members"):
+        dnnguide.fit(init_from=run, data="digits", run_dir=None, epochs=1)
+    # a member is a run like any other: its layers can start a new model
+    reused = dnnguide.fit(init_from=members[0], data="digits", run_dir=None, epochs=1, verbose=0)
+    assert reused.model.get_layer("hidden_1").trainable is False
