@@ -230,6 +230,7 @@ def _record(config, data, path, info, members, elapsed) -> RunResult:
     metrics["ensemble"] = len(members)
     metrics["epochs_trained"] = int(sum(m.metrics.get("epochs_trained", 0) for m in members))
     metrics["train_time_s"] = round(elapsed, 3)
+    metrics["member_best_epochs"] = [m.metrics.get("best_epoch") for m in members]
     for key in sorted(test):  # how much pooling added over one net
         values = [m.metrics.get(f"test_{key}", np.nan) for m in members]
         metrics[f"member_mean_test_{key}"] = float(np.mean(values))

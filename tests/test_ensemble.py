@@ -102,6 +102,7 @@ def test_ensemble_run_keeps_members_and_a_pooled_calibrated_model(ensemble):
     for key in ("test_mc_nll", "test_cal_nll", "test_cal_mc_ece", "mc_temperature"):
         assert np.isfinite(metrics[key])
     assert set(ensemble.history["member"]) == {0, 1}
+    assert metrics["member_best_epochs"] == [open_run(p).metrics["best_epoch"] for p in members]
     assert (run / "plots" / "learning_curves.png").stat().st_size > 10_000
     # The saved model is the pooled members, calibrated, and reloads as it predicts.
     x = ensemble.data.x_test

@@ -122,7 +122,9 @@ show(fig)
 # %% [markdown]
 # ## MC dropout
 #
-# The risk-sensitive preset is the default network with MC dropout layers. Such a model still
+# The risk-sensitive preset is an ensemble of 5 default networks with MC dropout layers, trained
+# from different seeds and pooled into one model (each member is a run of its own under the
+# run's `members/`; one MC sample of the ensemble draws masks in every member). Such a model still
 # predicts deterministically (`predict`, `evaluate`, a reloaded `model.keras`); sampling is asked
 # for explicitly with `mc_predict`, which switches on the dropout layers and nothing else (batch
 # norm keeps its moving statistics, the weights stay bitwise unchanged). Because the model is
@@ -139,8 +141,9 @@ show(fig)
 # %%
 risk = dnnguide.fit("risk_sensitive", data, epochs=EPOCHS, seed=0, verbose=0)
 model = risk.model  # calibrated on the validation split
-print(f"{risk.config.regularization.dropout_kind} dropout {risk.config.regularization.dropout_rate}"
-      f", stopped on {risk.config.early_stopping.monitor} at epoch {risk.metrics['best_epoch']}"
+print(f"{risk.config.ensemble} members, {risk.config.regularization.dropout_kind} dropout "
+      f"{risk.config.regularization.dropout_rate}, each stopped on "
+      f"{risk.config.early_stopping.monitor} (best epochs {risk.metrics['member_best_epochs']})"
       f", temperature plain {risk.metrics['temperature']:.2f}, "
       f"MC {risk.metrics['mc_temperature']:.2f} ({risk.metrics['mc_pooling']} pooling)")
 comparison = dnnguide.compare_mc_dropout(model, data.x_test, data.y_test, n_samples=N_SAMPLES,
