@@ -218,12 +218,19 @@ class Calibration(keras.layers.Layer):
 class EnsemblePool(keras.layers.Layer):
     """Pools the predictions of an ensemble's members into one (:mod:`dnnguide.ensemble`).
 
-    Classes: the normalized geometric mean of the members' probabilities,
+    Prediction: classes get the normalized geometric mean of the members' probabilities,
     ``softmax(mean_k log p_k)`` (binary: the sigmoid of the mean log-odds), the rule
     :func:`dnnguide.calibrate` pools MC dropout samples by; its NLL is never above the members'
-    mean NLL (the normalizer is at most 1 by the AM-GM inequality). Regression: the mean, in
-    the members' (original) units. Under :func:`mc_sampling` each member draws its own masks,
-    so one MC sample of the ensemble pools one sample of every member.
+    mean NLL (the normalizer is at most 1 by the AM-GM inequality). Regression gets the mean,
+    in the members' (original) units.
+
+    MC sampling (:func:`mc_sampling`): each row of each sample is one member's sample, the
+    member drawn uniformly, so the samples are draws from the ensemble's predictive mixture.
+    Their spread then holds the members' disagreement as well as each member's dropout noise;
+    pooling all members inside every sample would average that disagreement away (diabetes,
+    5 members: the 90% interval covered 0.82 of test targets, against 0.89 for one net). Pooled
+    over many samples (:func:`dnnguide.mc_predict`), the mean or geometric mean is again the
+    members' pool.
 
     Example:
         >>> pool = EnsemblePool("classification")
@@ -232,15 +239,24 @@ class EnsemblePool(keras.layers.Layer):
         array([[0.75, 0.25]], dtype=float32)
     """
 
-    def __init__(self, task, **kwargs):
+    def __init__(self, task, seed=None, **kwargs):
         from dnnguide.config import TASKS
 
         super().__init__(**kwargs)
         check_choice("task", task, TASKS)
-        self.task = task
+        self.task, self.seed = task, seed
+        # seeded per call by the MC sampler, like the MC dropout layers' generators
+        self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, inputs):
         stacked = ops.stack([ops.cast(x, "float32") for x in inputs], axis=0)
+        if mc_sampling_active() and len(inputs) > 1:
+            pick = keras.random.randint((ops.shape(stacked)[1],), 0, len(inputs),
+                                        seed=self.seed_generator)
+            weights = ops.cast(ops.transpose(ops.one_hot(pick, len(inputs))), "float32")
+            for _ in range(len(stacked.shape) - 2):  # (members, rows, 1...): one per output
+                weights = ops.expand_dims(weights, -1)
+            return ops.sum(stacked * weights, axis=0)
         if self.task == "regression":
             return ops.mean(stacked, axis=0)
         tiny = float(np.finfo("float32").tiny)
@@ -254,7 +270,7 @@ class EnsemblePool(keras.layers.Layer):
         return input_shape[0]
 
     def get_config(self):
-        return {**super().get_config(), "task": self.task}
+        return {**super().get_config(), "task": self.task, "seed": self.seed}
 
 
 def _check_temperature(name, value) -> float:

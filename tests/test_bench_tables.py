@@ -245,13 +245,15 @@ def test_ensemble_ablation_pools_its_members_geometrically_and_tempers_on_valida
     risk = dnnguide.build_model("risk_sensitive", (6,), 3, depth=1, width=16)
     calls = []
 
-    def fake_fit(preset, data, seed):
-        calls.append((preset, seed))
+    def fake_fit(preset, data, seed, **overrides):
+        calls.append((preset, seed, overrides))
         return argparse.Namespace(model=risk if preset == "risk_sensitive" else net)
 
     monkeypatch.setattr(ablations, "_fit", fake_fit)
     rows = dict(ablations.ensemble_rows(data, 0, argparse.Namespace(members=3)))
-    assert calls == [(p, s) for s in (0, 1000, 2000) for p in ("default", "risk_sensitive")]
+    # one net per member (the preset itself is an ensemble now)
+    assert calls == [(p, s, {"ensemble": 1} if p == "risk_sensitive" else {})
+                     for s in (0, 1000, 2000) for p in ("default", "risk_sensitive")]
     assert list(rows) == ["base", "default_x3", "risk_sensitive_mc_x3"]
     np.testing.assert_array_equal(rows["base"],
                                   net.predict(data.x_test, batch_size=1024, verbose=0))

@@ -115,14 +115,43 @@ def test_ensemble_run_keeps_members_and_a_pooled_calibrated_model(ensemble):
                                atol=1e-6)
 
 
-def test_mc_samples_of_an_ensemble_draw_masks_in_every_member(ensemble):
+def test_mc_samples_of_an_ensemble_come_from_its_members_mixture(blobs):
+    x, y = blobs
+    members = []
+    for k in range(3):  # no dropout: any spread of the samples is the members' disagreement
+        keras.utils.set_random_seed(k)
+        member = dnnguide.build_model("default", (8,), 1, "regression", depth=1, width=8)
+        member.fit(x, y.astype("float32"), epochs=2, verbose=0)
+        members.append(member)
+    pooled = pool_models(members, "regression")
+    outputs = np.stack([m.predict(x[:20], verbose=0) for m in members])  # (3, 20, 1)
+    pred = dnnguide.mc_predict(pooled, x[:20], 300, seed=0, verbose=0, return_samples=True)
+    # every sample of every row is one member's output, and all three members are drawn
+    match = np.isclose(pred.samples[:, None], outputs[None], atol=1e-5).all(-1)  # (300, 3, 20)
+    assert match.any(axis=1).all()
+    counts = match.sum(axis=0).T  # (20 rows, 3 members)
+    assert (counts > 60).all(), counts  # ~100 each of 300
+    # the samples' spread is the members' disagreement; their mean, the members' mean
+    np.testing.assert_allclose(pred.std[:, 0], outputs.std(axis=0)[:, 0], rtol=0.25, atol=1e-3)
+    np.testing.assert_allclose(pred.mean, pooled.predict(x[:20], verbose=0),
+                               atol=0.2 * outputs.std(axis=0).max() + 1e-6)
+    again = dnnguide.mc_predict(pooled, x[:20], 300, seed=0, verbose=0)
+    np.testing.assert_array_equal(again.mean, pred.mean)  # the draws follow the seed
+    assert not np.array_equal(dnnguide.mc_predict(pooled, x[:20], 300, seed=1, verbose=0).mean,
+                              pred.mean)
+
+
+def test_mc_samples_of_an_ensemble_vary_the_masks_too(ensemble):
     x = ensemble.data.x_test[:50]
     pred = dnnguide.mc_predict(ensemble.model, x, 20, seed=0, verbose=0, return_samples=True)
     assert pred.samples.shape == (20, 50, 10)
-    assert pred.std.max() > 1e-3  # the masks vary
-    for member in ensemble.model.layers[1:3]:  # each member's own masks vary too
+    for member in ensemble.model.layers[1:3]:  # each member's own masks vary
         alone = dnnguide.mc_predict(member, x, 20, seed=0, verbose=0)
         assert alone.std.max() > 1e-3
+    # the ensemble's samples disagree more than either member's: masks and members
+    assert pred.mutual_information.mean() > max(
+        dnnguide.mc_predict(m, x, 20, seed=0, verbose=0).mutual_information.mean()
+        for m in ensemble.model.layers[1:3])
 
 
 def test_interrupted_ensemble_resumes_to_the_uninterrupted_one(ensemble, tmp_path, monkeypatch):
@@ -186,3 +215,13 @@ def test_one_net_tools_name_the_members_instead(ensemble):
     # a member is a run like any other: its layers can start a new model
     reused = dnnguide.fit(init_from=members[0], data="digits", run_dir=None, epochs=1, verbose=0)
     assert reused.model.get_layer("hidden_1").trainable is False
+
+
+def test_regression_ensemble_gives_intervals_in_target_units():
+    # the MC path of a regression ensemble (MC dropout members, standardized targets)
+    result = dnnguide.fit("risk_sensitive", "diabetes", run_dir=None, ensemble=2, epochs=3,
+                          depth=1, width=8, learning_rate=1e-2, verbose=0)
+    metrics = result.metrics
+    assert 40 < metrics["test_cal_mc_rmse"] < 120  # diabetes targets: 25-346, std ~77
+    assert 0.5 < metrics["test_cal_mc_coverage_90"] <= 1.0
+    assert metrics["mc_noise_std"] > 10

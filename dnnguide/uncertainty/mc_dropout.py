@@ -103,7 +103,7 @@ class MCDropoutPredictor:
             check_range("seed", seed, 0, integer=True)
         check_choice("verbose", verbose, ("auto", 0, 1))
         x = self._check_x(x)
-        if not has_dropout(self._mc, ("mc",)):
+        if not _mc_layers(self._mc):  # no MC dropout, no ensemble to draw members from
             warnings.warn("The model has no dropout layers, so every MC sample equals the plain "
                           "prediction (std 0). Train it with dropout (e.g. the 'risk_sensitive' "
                           "preset) for MC dropout.", NoDropoutWarning, stacklevel=3)

@@ -108,9 +108,12 @@ def _samples_per_call(model, n_samples, batch_size, max_rows) -> int:
 
 
 def _mc_layers(model):
-    from dnnguide.layers import MCAlphaDropout, MCDropout
+    """The layers that draw at random under MC sampling: MC dropout, and an ensemble's pool
+    (which member each sample comes from)."""
+    from dnnguide.layers import EnsemblePool, MCAlphaDropout, MCDropout
 
-    return [layer for layer in _all_layers(model) if isinstance(layer, (MCDropout, MCAlphaDropout))]
+    return [layer for layer in _all_layers(model)
+            if isinstance(layer, (MCDropout, MCAlphaDropout, EnsemblePool))]
 
 
 def _merge(stats, part, n):

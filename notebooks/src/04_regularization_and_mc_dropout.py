@@ -124,7 +124,8 @@ show(fig)
 #
 # The risk-sensitive preset is an ensemble of 5 default networks with MC dropout layers, trained
 # from different seeds and pooled into one model (each member is a run of its own under the
-# run's `members/`; one MC sample of the ensemble draws masks in every member). Such a model still
+# run's `members/`; each MC sample comes from one member, with its own dropout mask, so the
+# samples spread over the members' disagreement as well as the masks). Such a model still
 # predicts deterministically (`predict`, `evaluate`, a reloaded `model.keras`); sampling is asked
 # for explicitly with `mc_predict`, which switches on the dropout layers and nothing else (batch
 # norm keeps its moving statistics, the weights stay bitwise unchanged). Because the model is
