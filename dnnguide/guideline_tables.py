@@ -243,12 +243,16 @@ EXCEPTIONS_TABLE: dict[str, dict[str, str]] = {
         "NLL 0.61, against 0.755 and 0.65 on val_loss); on the 3-layer net with dropout from "
         "the data rules it stops at the same epoch in 3 of 5 seeds (0.729 / 0.734 against "
         "0.727 / 0.733).",
-        "ensemble": "A deep ensemble: 5 nets trained from different seeds, their MC predictions "
-        "pooled and tempered as one (Lakshminarayanan et al. 2017). Mistakes are costly here, "
-        "so 5x the training time buys the uncertainty MC dropout over one net cannot give: "
-        "one net's MC samples vary its dropout masks only, while different seeds find "
-        "different solutions, and ensembles stay the best calibrated under data shift "
-        "(Ovadia et al. 2019). MEASURED",
+        "ensemble": "A deep ensemble: 5 nets trained from different seeds, pooled into one "
+        "model and calibrated as one (Lakshminarayanan et al. 2017); its MC samples are draws "
+        "from the members' mixture, so their spread holds the members' disagreement too. "
+        "Mistakes are costly here, so 5x the training buys what MC dropout over one net could "
+        "not: one net's calibrated MC prediction tied the default's calibrated one, while the "
+        "ensemble's, paired by seed, has the lower NLL (mnist1d -0.048, five times its standard "
+        "error, 3 seeds; "
+        "digits -0.008, 5 seeds; breast_cancer -0.004, 10 seeds) and an ECE no higher, and on "
+        "diabetes covers 0.87 of test targets with its 90% intervals. Ensembles also stay the "
+        "best calibrated under data shift (Ovadia et al. 2019).",
         "ensemble_skipped": "One net, not an ensemble: the {why} exception compresses a single "
         "net (pruning, batch-norm folding, 8-bit export), and an ensemble is several.",
     },
