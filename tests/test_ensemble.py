@@ -212,6 +212,8 @@ def test_one_net_tools_name_the_members_instead(ensemble):
         main(["diagnose", str(run)])
     with pytest.raises(dnnguide.ConfigError, match="Pass one of its members"):
         dnnguide.fit(init_from=run, data="digits", run_dir=None, epochs=1)
+    with pytest.raises(dnnguide.ConfigError, match="reused layers"):  # one net's layers
+        dnnguide.fit(init_from=members[0], data="digits", run_dir=None, epochs=1, ensemble=2)
     # a member is a run like any other: its layers can start a new model
     reused = dnnguide.fit(init_from=members[0], data="digits", run_dir=None, epochs=1, verbose=0)
     assert reused.model.get_layer("hidden_1").trainable is False
