@@ -181,13 +181,25 @@ def _train_and_pool(config, data, path: Path | None, info, *, seed, callbacks, v
     except KeyboardInterrupt:
         if path is None:
             raise
-        mark_status(path, info, "interrupted")
-        raise RunInterrupted(path, 0) from None
+        saved = _epochs_saved(path)
+        mark_status(path, info, "interrupted", epochs_saved=saved)
+        raise RunInterrupted(path, saved) from None
     except BaseException as exc:
         if path is not None:
             mark_status(path, info, "failed", error=f"{type(exc).__name__}: {exc}"[:2000])
         raise
     return _record(config, data, path, info, members, time.perf_counter() - start)
+
+
+def _epochs_saved(path: Path) -> int:
+    """Epochs kept over all members: finished members' and the checkpointed ones of the rest."""
+    total = 0
+    for folder in path.glob("members/*-member_*"):
+        member = open_run(folder)
+        done = member.status in ("complete", "diverged")
+        total += int(member.metrics.get("epochs_trained", 0) if done
+                     else member.info.get("epochs_saved", 0))
+    return total
 
 
 def _member(config, data, path, k, *, seed, callbacks, verbose, diagnose, strategy) -> RunResult:

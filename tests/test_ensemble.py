@@ -162,6 +162,9 @@ def test_interrupted_ensemble_resumes_to_the_uninterrupted_one(ensemble, tmp_pat
     (run,) = tmp_path.iterdir()
     assert open_run(run).info["status"] == "interrupted"
     assert [open_run(p).info["status"] for p in _members(run)] == ["complete", "interrupted"]
+    # what is kept: member 0's 4 epochs and member 1's checkpointed ones
+    assert open_run(run).info["epochs_saved"] == 4 + open_run(_members(run)[1]).info["epochs_saved"]
+    assert open_run(_members(run)[1]).info["epochs_saved"] >= 1
     keras.utils.set_random_seed(99)  # the process's random state must not matter
     with pytest.raises(dnnguide.ConfigError, match="members' own budget"):
         dnnguide.fit(resume=run, epochs=8)
