@@ -44,7 +44,7 @@ from dnnguide.layers import EnsemblePool
 from dnnguide.presets import build_model
 from dnnguide.runs import (
     RunExistsError, atomic_save_model, atomic_write_json, atomic_write_text, lock_run,
-    new_run_dir, open_run, owner,
+    member_dirs, new_run_dir, open_run, owner,
 )
 from dnnguide.targets import stats_for
 from dnnguide.training import RunInterrupted, RunResult, _null_scope, _train, environment_info
@@ -194,7 +194,7 @@ def _train_and_pool(config, data, path: Path | None, info, *, seed, callbacks, v
 def _epochs_saved(path: Path) -> int:
     """Epochs kept over all members: finished members' and the checkpointed ones of the rest."""
     total = 0
-    for folder in path.glob("members/*-member_*"):
+    for folder in member_dirs(path):
         member = open_run(folder)
         done = member.status in ("complete", "diverged")
         total += int(member.metrics.get("epochs_trained", 0) if done
@@ -205,7 +205,7 @@ def _epochs_saved(path: Path) -> int:
 def _member(config, data, path, k, *, seed, callbacks, verbose, diagnose, strategy) -> RunResult:
     """Member ``k``: loaded if finished, resumed if interrupted, else trained."""
     one = member_config(config)
-    found = sorted((path / "members").glob(f"*-member_{k}")) if path is not None else []
+    found = [p for p in member_dirs(path) if p.name.endswith(f"-member_{k}")] if path else []
     if found:
         member = open_run(found[-1])
         if member.status in ("complete", "diverged"):

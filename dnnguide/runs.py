@@ -226,6 +226,12 @@ class Run:
         return from_spec(spec)
 
 
+def member_dirs(path: str | os.PathLike) -> list[Path]:
+    """The member runs of an ensemble run (``<run>/members/<time>-member_<k>``), by member."""
+    found = Path(path).glob("members/*-member_*")
+    return sorted(found, key=lambda p: int(p.name.rsplit("_", 1)[1]))
+
+
 def open_run(path: str | os.PathLike) -> Run:
     """Open an existing run directory (``config.json`` must be there)."""
     path = Path(path)

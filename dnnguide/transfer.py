@@ -241,7 +241,7 @@ def model_from(init_from, config_or_model, data, *, reuse=None, freeze=True, epo
     """
     from dnnguide.data import DataError
     from dnnguide.presets import resolve_config
-    from dnnguide.runs import open_run
+    from dnnguide.runs import member_dirs, open_run
 
     if isinstance(config_or_model, keras.Model):
         raise ConfigError("Pass either a built model or `init_from`, not both. Received: a "
@@ -255,7 +255,7 @@ def model_from(init_from, config_or_model, data, *, reuse=None, freeze=True, epo
                               f"(learning_rate=...). Received: preset={config_or_model!r}")
         base = open_run(init_from).config
         if base.ensemble > 1:
-            members = sorted(str(p) for p in (Path(init_from) / "members").glob("*-member_*"))
+            members = [str(p) for p in member_dirs(init_from)]
             raise ConfigError(f"Run {str(init_from)!r} is an ensemble of {base.ensemble} nets; "
                               "layers are reused from one net. Pass one of its members: "
                               f"{members}")

@@ -13,7 +13,7 @@ from dnnguide import checkpoint as ckpt
 from dnnguide.calibration import negative_log_likelihood
 from dnnguide.ensemble import member_seed, pool_models
 from dnnguide.layers import EnsemblePool
-from dnnguide.runs import RunExistsError, open_run
+from dnnguide.runs import RunExistsError, member_dirs, open_run
 from dnnguide.uncertainty import uncalibrated
 
 # Small and quick; the learning rate is given, so no LR sweep runs.
@@ -89,6 +89,7 @@ def test_ensemble_run_keeps_members_and_a_pooled_calibrated_model(ensemble):
     run = ensemble.run_dir
     members = _members(run)
     assert [p.name.split("-")[-1] for p in members] == ["member_0", "member_1"]
+    assert member_dirs(run) == members
     for k, path in enumerate(members):
         member = open_run(path)
         assert member.status == "complete" and member.info["seed"] == member_seed(5, k)

@@ -42,12 +42,12 @@ def _diagnose(args, _overrides) -> int:
         DIAGNOSTICS_CSV, DiagnosticsReport, check_model, find_pathologies, load_diagnostics,
         save_plots,
     )
-    from dnnguide.runs import open_run
+    from dnnguide.runs import member_dirs, open_run
 
     check_range("rows", args.rows, 1, integer=True)
     run = open_run(args.run_dir)
     if run.config.ensemble > 1:
-        members = sorted(str(p) for p in (run.path / "members").glob("*-member_*"))
+        members = [str(p) for p in member_dirs(run.path)]
         raise SystemExit(f"dnnguide diagnose: run {run.path} is an ensemble of "
                          f"{run.config.ensemble} nets; diagnostics look at one net's layers. "
                          f"Diagnose one of its members: {' '.join(members)}")
