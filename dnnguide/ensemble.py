@@ -47,7 +47,7 @@ from dnnguide.runs import (
     member_dirs, new_run_dir, open_run, owner,
 )
 from dnnguide.targets import stats_for
-from dnnguide.training import RunInterrupted, RunResult, _null_scope, _train, environment_info
+from dnnguide.training import RunResult, _null_scope, _train, recording_failures, run_info
 
 #: Member ``k`` trains with seed ``seed + MEMBER_SEED_STRIDE * k``: far apart, so the members of
 #: runs with neighbouring seeds (0, 1, 2...) never share one.
@@ -122,13 +122,8 @@ def fit_ensemble(config: NetworkConfig, data: Dataset, *, run_dir, name, seed, c
     if not run_dir:
         return _train_and_pool(config, data, None, None, **common)
     path = new_run_dir(run_dir, name or config.name)
-    info = {
-        "seed": seed, "task": data.task, "n_outputs": data.n_outputs,
-        "dataset": data.spec or None, "data_summary": data.summary(),
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "environment": environment_info(), "epochs": config.epochs,
-        "batch_size": config.batch_size, "ensemble": config.ensemble, **owner(),
-    }
+    info = {**run_info(data, seed), "epochs": config.epochs, "batch_size": config.batch_size,
+            "ensemble": config.ensemble, **owner()}
     with lock_run(path):
         atomic_write_json(path / "config.json", config.to_dict())
         atomic_write_json(path / "run.json", {**info, "status": "running"})
@@ -174,20 +169,10 @@ def _build(config, data, strategy):
 def _train_and_pool(config, data, path: Path | None, info, *, seed, callbacks, verbose,
                     diagnose, strategy) -> RunResult:
     start = time.perf_counter()
-    try:
+    with recording_failures(path, info, lambda: _epochs_saved(path)):
         members = [_member(config, data, path, k, seed=seed, callbacks=callbacks,
                            verbose=verbose, diagnose=diagnose, strategy=strategy)
                    for k in range(config.ensemble)]
-    except KeyboardInterrupt:
-        if path is None:
-            raise
-        saved = _epochs_saved(path)
-        mark_status(path, info, "interrupted", epochs_saved=saved)
-        raise RunInterrupted(path, saved) from None
-    except BaseException as exc:
-        if path is not None:
-            mark_status(path, info, "failed", error=f"{type(exc).__name__}: {exc}"[:2000])
-        raise
     return _record(config, data, path, info, members, time.perf_counter() - start)
 
 

@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import shutil
 import time
@@ -49,6 +50,35 @@ class RunInterrupted(KeyboardInterrupt):
         self.run_dir, self.epochs_saved = Path(run_dir), epochs_saved
         super().__init__(f"interrupted after {epochs_saved} checkpointed epochs; resume with: "
                          f"dnnguide train --resume {self.run_dir}")
+
+
+@contextlib.contextmanager
+def recording_failures(path: Path | None, info: dict, epochs_saved):
+    """Mark the run at ``path`` if the body raises: ``interrupted`` on Ctrl-C (re-raised as
+    :class:`RunInterrupted` with ``epochs_saved()``, the epochs a resume keeps), else ``failed``
+    with the error. Without a run directory exceptions pass through untouched."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if path is None:
+            raise
+        saved = epochs_saved()
+        mark_status(path, info, "interrupted", epochs_saved=saved)
+        raise RunInterrupted(path, saved) from None
+    except BaseException as exc:
+        if path is not None:
+            mark_status(path, info, "failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+        raise
+
+
+def run_info(data: Dataset, seed: int) -> dict[str, Any]:
+    """What ``run.json`` records of a new run before training: seed, data, start, versions."""
+    return {
+        "seed": seed, "task": data.task, "n_outputs": data.n_outputs,
+        "dataset": data.spec or None, "data_summary": data.summary(),
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "environment": environment_info(),
+    }
 
 
 @dataclass
@@ -277,12 +307,7 @@ def _train(model, config, data: Dataset, path: Path | None, *, epochs, batch_siz
                                    validation=(data.x_val, data.y_val)) + callbacks
     check_callbacks_for(model, config, data, callbacks)
     audit_before_training(model, config, all_callbacks)
-    info = dict(initial_info or {
-        "seed": seed, "task": data.task, "n_outputs": data.n_outputs,
-        "dataset": data.spec or None, "data_summary": data.summary(),
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "environment": environment_info(),
-    })
+    info = dict(initial_info or run_info(data, seed))
     if transfer:  # recorded so the run says where its layers came from
         info["transfer"] = {k: str(v) if isinstance(v, Path) else v for k, v in transfer.items()}
     info.update(epochs=epochs, batch_size=batch_size, **owner())
@@ -296,23 +321,16 @@ def _train(model, config, data: Dataset, path: Path | None, *, epochs, batch_siz
         if config is not None:
             atomic_write_json(path / "config.json", config.to_dict())
         atomic_write_json(path / "run.json", {**info, "status": "running"})
-    try:
+    def epochs_saved() -> int:
+        return max(0 if checkpoint.last_epoch is None else checkpoint.last_epoch + 1,
+                   initial_epoch)
+
+    with recording_failures(path, info, epochs_saved):
         with ckpt.GracefulInterrupt(checkpoint) if checkpoint else _null_scope():
             return _fit_and_record(model, config, data, path, info, epochs=epochs,
                                    batch_size=batch_size, seed=seed, callbacks=all_callbacks,
                                    verbose=verbose, initial_epoch=initial_epoch,
                                    checkpoint=checkpoint, transfer=transfer)
-    except KeyboardInterrupt:
-        if path is None:
-            raise
-        saved = 0 if checkpoint.last_epoch is None else checkpoint.last_epoch + 1
-        saved = max(saved, initial_epoch)
-        mark_status(path, info, "interrupted", epochs_saved=saved)
-        raise RunInterrupted(path, saved) from None
-    except BaseException as exc:
-        if path is not None:
-            mark_status(path, info, "failed", error=f"{type(exc).__name__}: {exc}"[:2000])
-        raise
 
 
 def _fit_and_record(model, config, data: Dataset, path, info, *, epochs, batch_size, seed,
