@@ -41,13 +41,12 @@ from dnnguide.config import ConfigError, NetworkConfig
 from dnnguide.data import DataError, Dataset
 from dnnguide.fit_results import calibrate_run, mark_status
 from dnnguide.layers import EnsemblePool
-from dnnguide.presets import build_model
+from dnnguide.presets import build_for_data
 from dnnguide.runs import (
     RunExistsError, atomic_save_model, atomic_write_json, atomic_write_text, lock_run,
     member_dirs, new_run_dir, open_run, owner,
 )
-from dnnguide.targets import stats_for
-from dnnguide.training import RunResult, _null_scope, _train, recording_failures, run_info
+from dnnguide.training import RunResult, _train, recording_failures, run_info
 
 #: Member ``k`` trains with seed ``seed + MEMBER_SEED_STRIDE * k``: far apart, so the members of
 #: runs with neighbouring seeds (0, 1, 2...) never share one.
@@ -115,7 +114,8 @@ def fit_ensemble(config: NetworkConfig, data: Dataset, *, run_dir, name, seed, c
     if callbacks:  # refused before the run folder exists, as fit does
         from dnnguide.fit_setup import check_callbacks_for
 
-        check_callbacks_for(_build(member_config(config), data, strategy), config, data,
+        check_callbacks_for(build_for_data(member_config(config), data, strategy=strategy),
+                            config, data,
                             callbacks)
     common = dict(seed=seed, callbacks=list(callbacks), verbose=verbose, diagnose=diagnose,
                   strategy=strategy)
@@ -159,13 +159,6 @@ def resume_ensemble(run, given: dict, *, epochs, callbacks, verbose, diagnose,
                                strategy=strategy)
 
 
-def _build(config, data, strategy):
-    adapt = data.x_train if (config.standardize_inputs and not data.standardized) else None
-    with strategy.scope() if strategy is not None else _null_scope():
-        return build_model(config, data.input_shape, data.n_outputs, data.task,
-                           adapt_data=adapt, target_stats=stats_for(data))
-
-
 def _train_and_pool(config, data, path: Path | None, info, *, seed, callbacks, verbose,
                     diagnose, strategy) -> RunResult:
     start = time.perf_counter()
@@ -201,7 +194,7 @@ def _member(config, data, path, k, *, seed, callbacks, verbose, diagnose, strate
         return resume_run(member.path, {}, epochs=None, callbacks=callbacks, verbose=verbose,
                           diagnose=diagnose, strategy=strategy)
     keras.utils.set_random_seed(member_seed(seed, k))  # as fit seeds a run, before building
-    model = _build(one, data, strategy)
+    model = build_for_data(one, data, strategy=strategy)
     train = dict(epochs=one.epochs, batch_size=one.batch_size, seed=member_seed(seed, k),
                  callbacks=list(callbacks), verbose=verbose, diagnose=diagnose)
     if path is None:

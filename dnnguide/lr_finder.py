@@ -187,7 +187,7 @@ _RULE_FUNCS = {"valley": valley_suggestion, "steepest": steepest_suggestion,
 # --------------------------------------------------------------------------- the sweep
 def _prepare(model_or_config, data, seed: int):
     """A compiled model and the Dataset, from a model or a preset/config plus data."""
-    from dnnguide.presets import build_model, resolve_config
+    from dnnguide.presets import build_for_data, resolve_config
     from dnnguide.data import as_dataset
 
     given_model = isinstance(model_or_config, keras.Model)
@@ -203,12 +203,7 @@ def _prepare(model_or_config, data, seed: int):
     config = resolve_config(model_or_config, data=data)
     # The sweep drives the LR itself; a schedule (1cycle needs total_steps) is irrelevant here.
     config = replace(config, schedule=ScheduleConfig("constant"))
-    adapt = data.x_train if (config.standardize_inputs and not data.standardized) else None
-    from dnnguide.targets import stats_for
-
-    model = build_model(config, data.input_shape, data.n_outputs, data.task, adapt_data=adapt,
-                        target_stats=stats_for(data))
-    return model, data, config
+    return build_for_data(config, data), data, config
 
 
 def _sweep_optimizer(optimizer, start_lr: float):

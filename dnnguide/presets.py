@@ -222,6 +222,21 @@ def _hidden_block(x, config: NetworkConfig, index: int, units: int):
     return x
 
 
+def build_for_data(config: NetworkConfig, data, *, strategy=None) -> keras.Model:
+    """:func:`build_model` for a :class:`dnnguide.data.Dataset`, as a run trains it: its input
+    shape, outputs and task; the input standardization adapted on the training rows unless the
+    loader standardized them; the training targets' scale; under ``strategy``'s scope if given.
+    """
+    import contextlib
+
+    from dnnguide.targets import stats_for
+
+    adapt = data.x_train if (config.standardize_inputs and not data.standardized) else None
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        return build_model(config, data.input_shape, data.n_outputs, data.task,
+                           adapt_data=adapt, target_stats=stats_for(data))
+
+
 def _head(task: str, n_outputs: int):
     import keras
 

@@ -19,10 +19,9 @@ import keras
 from dnnguide import checkpoint as ckpt
 from dnnguide.config import ConfigError, NetworkConfig, check_range
 from dnnguide.data import DataError
-from dnnguide.presets import build_model
-from dnnguide.targets import stats_for
+from dnnguide.presets import build_for_data
 from dnnguide.runs import RunExistsError, lock_run, open_run
-from dnnguide.training import RunResult, _null_scope, _train
+from dnnguide.training import RunResult, _train
 
 
 def resume_run(run_path, given: dict, *, epochs, callbacks, verbose, diagnose,
@@ -72,11 +71,7 @@ def resume_run(run_path, given: dict, *, epochs, callbacks, verbose, diagnose,
         seed = info["seed"]
         data = run.dataset()
         keras.utils.set_random_seed(seed)  # after loading, as fit does
-        adapt = data.x_train if (config.standardize_inputs and not data.standardized) else None
-        scope = strategy.scope() if strategy is not None else _null_scope()
-        with scope:
-            model = build_model(config, data.input_shape, data.n_outputs, data.task,
-                                adapt_data=adapt, target_stats=stats_for(data))
+        model = build_for_data(config, data, strategy=strategy)
         restore = None
         if found is not None:
             path, state = found

@@ -35,8 +35,7 @@ from dnnguide.fit_setup import (  # noqa: F401 - InputScaleWarning, make_callbac
     check_model_outputs, finder_learning_rate, make_callbacks, onecycle_max_lr,
 )
 from dnnguide.learning_curves import learning_curves_figure, plot_learning_curves  # noqa: F401
-from dnnguide.presets import build_model, resolve_config
-from dnnguide.targets import stats_for
+from dnnguide.presets import build_for_data, resolve_config
 from dnnguide.runs import (
     atomic_save_model, atomic_write_json, atomic_write_text, check_run_root, lock_run, new_run_dir,
     owner,
@@ -245,11 +244,7 @@ def fit(
             return fit_ensemble(config, data, run_dir=run_dir, name=name, seed=seed,
                                 callbacks=callbacks, verbose=verbose, diagnose=diagnose,
                                 strategy=strategy)
-        adapt = data.x_train if (config.standardize_inputs and not data.standardized) else None
-        scope = strategy.scope() if strategy is not None else _null_scope()
-        with scope:
-            model = build_model(config, data.input_shape, data.n_outputs, data.task,
-                                adapt_data=adapt, target_stats=stats_for(data))
+        model = build_for_data(config, data, strategy=strategy)
     if config is not None and config.ensemble > 1:  # a built model is one net, trained as one
         raise ConfigError(f"ensemble={config.ensemble} trains several nets from a preset or "
                           "config; a built model or reused layers (init_from) train as one net. "
