@@ -266,3 +266,54 @@ def test_ensemble_ablation_pools_its_members_geometrically_and_tempers_on_valida
           for v in (data.x_val, data.x_test)]
     np.testing.assert_allclose(rows["risk_sensitive_mc_x3"],
                                temper(mc[1], fit_temperature(data.y_val, mc[0])), rtol=1e-4)
+
+
+def test_crossfit_ablation_validates_every_row_once_and_pools_the_folds(ablations,
+                                                                       monkeypatch):
+    # Each member trains on train + validation less its fold and early-stops on that fold; the
+    # folds partition the 100 rows; the untempered row is the members' geometric pool, and the
+    # temperature is fitted on the out-of-fold predictions (here each member's own constant).
+    import argparse
+
+    from dnnguide import uncertainty
+    from dnnguide.calibration import fit_temperature, temper
+    from dnnguide.uncertainty.mc_dropout import _geometric
+
+    data, seen = _toy_classes(0), []
+
+    class Member:
+        def __init__(self, k):
+            self.p = np.array([0.5 + 0.1 * k, 0.3 - 0.05 * k, 0.2 - 0.05 * k], "float32")
+
+        def predict(self, x, **kwargs):
+            return np.tile(self.p, (len(x), 1))
+
+    def fake_fit(preset, fold, seed):
+        seen.append((seed, fold.x_train, fold.x_val))
+        return argparse.Namespace(model=Member(len(seen) - 2) if len(seen) > 1 else Member(0))
+
+    monkeypatch.setattr(ablations, "_fit", fake_fit)
+    monkeypatch.setattr(uncertainty, "uncalibrated", lambda model: model)
+    rows = dict(ablations.crossfit_rows(data, 7, argparse.Namespace(members=4)))
+    assert list(rows) == ["base", "crossfit_x4", "crossfit_x4_free_t", "crossfit_x4_no_t"]
+    pool_x = np.concatenate([data.x_train, data.x_val])
+    members = seen[1:]
+    assert [seed for seed, *_ in members] == [7, 1007, 2007, 3007]
+    val_rows = np.concatenate([val for *_, val in members])
+    assert len(val_rows) == 100 and len({r.tobytes() for r in val_rows}) == 100
+    assert {r.tobytes() for r in val_rows} == {r.tobytes() for r in pool_x}
+    for _, train, val in members:
+        assert len(train) + len(val) == 100
+        assert not {r.tobytes() for r in train} & {r.tobytes() for r in val}
+    probs = [Member(k).p for k in range(4)]
+    pooled = _geometric(np.mean(np.log(probs), axis=0), "classification")
+    np.testing.assert_allclose(rows["crossfit_x4_no_t"], np.tile(pooled, (50, 1)), rtol=1e-6)
+    oof = np.concatenate([np.tile(Member(k).p, (len(val), 1))
+                          for k, (_, _, val) in enumerate(members)])
+    order = np.concatenate([[next(i for i, r in enumerate(pool_x) if np.array_equal(r, v))
+                             for v in val] for *_, val in members])
+    y = np.concatenate([data.y_train, data.y_val])[order]
+    free = fit_temperature(y, oof)
+    assert free != 1.0
+    np.testing.assert_allclose(rows["crossfit_x4_free_t"], temper(rows["crossfit_x4_no_t"], free),
+                               rtol=1e-6)
