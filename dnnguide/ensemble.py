@@ -7,9 +7,9 @@ predictions are pooled by :class:`dnnguide.layers.EnsemblePool` (the normalized 
 of their probabilities, or the mean of a regression's outputs) inside one Keras model, which is
 then calibrated on the validation split like any run's model and saved as the run's
 ``model.keras``: ``predict``, ``mc_predict``, ``dnnguide predict`` and ``dnnguide uncertainty``
-use it as they use one net. Under MC sampling each sample of a row is one member's (drawn
-uniformly, with its own dropout mask): draws from the ensemble's predictive mixture, whose spread
-holds the members' disagreement. The learning rate the data rules find is found once and shared.
+use it as they use one net. Under MC sampling each sample of a row is one member's (with its
+own dropout mask; every member gives each row its share of the samples): draws from the
+ensemble's predictive mixture, whose spread holds the members' disagreement. The learning rate the data rules find is found once and shared.
 
 An interrupted ensemble resumes member by member (``fit(resume=run)``): finished members are
 loaded, an interrupted one continues from its checkpoint, missing ones are trained, so the

@@ -57,12 +57,16 @@ _MC = threading.local()
 
 
 @contextlib.contextmanager
-def mc_sampling():
+def mc_sampling(samples: int | None = None):
     """Switch the MC dropout layers on for the layer calls (and traces) made inside.
 
     Affects eager calls (``model(x)``) and functions *traced* inside the block; a model's
     ``predict`` reuses the function it compiled before, so for sampling use
     :func:`dnnguide.mc_predict`, which traces its own sampler inside this context.
+
+    ``samples``: the calls inside run on ``samples`` tiled copies of a batch, sample-major
+    (what :func:`dnnguide.mc_predict`'s sampler passes), so an ensemble's pool can give every
+    member its share of each row's samples (:class:`EnsemblePool`); None: rows are not tiled.
 
     Example:
         >>> model = keras.Sequential([keras.Input((64,)), MCDropout(0.5)])
@@ -73,17 +77,25 @@ def mc_sampling():
         ...     bool((np.asarray(model(x)) == 0).any())
         True
     """
-    depth = getattr(_MC, "depth", 0)
-    _MC.depth = depth + 1
+    if samples is not None:
+        check_range("samples", samples, 1, integer=True)
+    depth, tiling = getattr(_MC, "depth", 0), getattr(_MC, "samples", None)
+    _MC.depth, _MC.samples = depth + 1, samples
     try:
         yield
     finally:
-        _MC.depth = depth
+        _MC.depth, _MC.samples = depth, tiling
 
 
 def mc_sampling_active() -> bool:
     """Whether the calling code runs inside :func:`mc_sampling`."""
     return getattr(_MC, "depth", 0) > 0
+
+
+def mc_samples_tiled() -> int | None:
+    """Inside :func:`mc_sampling` with ``samples``: how many tiled copies of the batch a call
+    holds (sample-major); else None."""
+    return getattr(_MC, "samples", None) if mc_sampling_active() else None
 
 
 @keras.saving.register_keras_serializable(package="dnnguide")
@@ -225,7 +237,9 @@ class EnsemblePool(keras.layers.Layer):
     in the members' (original) units.
 
     MC sampling (:func:`mc_sampling`): each row of each sample is one member's sample, the
-    member drawn uniformly, so the samples are draws from the ensemble's predictive mixture.
+    member drawn uniformly, so the samples are draws from the ensemble's predictive mixture;
+    under :func:`dnnguide.mc_predict` the draws are stratified, every member giving each row
+    its share of the samples.
     Their spread then holds the members' disagreement as well as each member's dropout noise;
     pooling all members inside every sample would average that disagreement away (diabetes,
     5 members: the 90% interval covered 0.82 of test targets, against 0.89 for one net). Pooled
@@ -251,8 +265,7 @@ class EnsemblePool(keras.layers.Layer):
     def call(self, inputs):
         stacked = ops.stack([ops.cast(x, "float32") for x in inputs], axis=0)
         if mc_sampling_active() and len(inputs) > 1:
-            pick = keras.random.randint((ops.shape(stacked)[1],), 0, len(inputs),
-                                        seed=self.seed_generator)
+            pick = self._members_drawn(ops.shape(stacked)[1], len(inputs))
             weights = ops.cast(ops.transpose(ops.one_hot(pick, len(inputs))), "float32")
             for _ in range(len(stacked.shape) - 2):  # (members, rows, 1...): one per output
                 weights = ops.expand_dims(weights, -1)
@@ -265,6 +278,24 @@ class EnsemblePool(keras.layers.Layer):
             log_p = log_p - ops.log(ops.clip(1.0 - stacked, tiny, 1.0))
             return ops.sigmoid(ops.mean(log_p, axis=0))
         return ops.softmax(ops.mean(log_p, axis=0), axis=-1)
+
+    def _members_drawn(self, rows, members):
+        """Which member each row of an MC call comes from.
+
+        On ``n`` tiled copies of a batch (:func:`mc_samples_tiled`), each row starts at a
+        random member and its successive samples take the next ones in turn: every member
+        gives a row ``n / members`` of its samples (when ``n`` is a multiple; else one more or
+        one fewer), and the members' mix is the same in every row. Drawing each sample's
+        member independently left each of 5 members drawn 20 ± 4 times in a row's 100
+        samples, a noisier mean than the members' pool. Without tiling: one uniform draw per row.
+        """
+        n = mc_samples_tiled()
+        if not n or n == 1:
+            return keras.random.randint((rows,), 0, members, seed=self.seed_generator)
+        batch = rows // n
+        start = keras.random.randint((batch,), 0, members, seed=self.seed_generator)
+        sample = ops.arange(rows) // batch
+        return (sample + ops.tile(start, (n,))) % members
 
     def compute_output_shape(self, input_shape):
         return input_shape[0]

@@ -45,7 +45,8 @@ class _Sampler(keras.Model):
             offset = ops.convert_to_tensor(np.array([0, i]), dtype=state.dtype)
             state.assign(ops.cast(seed, state.dtype) + offset)
         batch = ops.shape(x)[0]
-        with mc_sampling():  # traced with dropout on; BN etc. stay in inference mode
+        # traced with dropout on (BN etc. in inference mode), on n sample-major tiles
+        with mc_sampling(samples=self.n):
             if self.prefix is not None:  # deterministic: the same for every sample
                 x = self.prefix(x, training=False)
             tiled = ops.tile(x, (self.n,) + (1,) * (len(x.shape) - 1))  # sample-major rows
