@@ -9,7 +9,8 @@ then calibrated on the validation split like any run's model and saved as the ru
 ``model.keras``: ``predict``, ``mc_predict``, ``dnnguide predict`` and ``dnnguide uncertainty``
 use it as they use one net. Under MC sampling each sample of a row is one member's (with its
 own dropout mask; every member gives each row its share of the samples): draws from the
-ensemble's predictive mixture, whose spread holds the members' disagreement. The learning rate the data rules find is found once and shared.
+ensemble's predictive mixture, whose spread holds the members' disagreement. The learning rate
+the data rules find is found once and shared.
 
 An interrupted ensemble resumes member by member (``fit(resume=run)``): finished members are
 loaded, an interrupted one continues from its checkpoint, missing ones are trained, so the

@@ -292,10 +292,10 @@ class EnsemblePool(keras.layers.Layer):
         n = mc_samples_tiled()
         if not n or n == 1:
             return keras.random.randint((rows,), 0, members, seed=self.seed_generator)
-        batch = rows // n
+        batch = ops.maximum(rows // n, 1)  # rows of the batch; sample j is rows j*batch...
         start = keras.random.randint((batch,), 0, members, seed=self.seed_generator)
-        sample = ops.arange(rows) // batch
-        return (sample + ops.tile(start, (n,))) % members
+        row = ops.arange(rows)
+        return (row // batch + ops.take(start, row % batch)) % members
 
     def compute_output_shape(self, input_shape):
         return input_shape[0]
