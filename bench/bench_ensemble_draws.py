@@ -2,13 +2,22 @@
 
     python bench/bench_ensemble_draws.py --data digits breast_cancer --seeds 0 1 2 3 4
     python bench/bench_ensemble_draws.py --data mnist1d --seeds 0 1 2 --csv OTHER.csv
+    python bench/bench_ensemble_draws.py --timing [--members 5] [--repeats 5]
 
 Each seed fits the risk-sensitive preset (5 nets) once, then scores its calibrated 100-sample
 MC prediction of the test split twice on that same model, with each of ``--mc-seeds``: with the
-product's stratified member draws (:meth:`dnnguide.layers.EnsemblePool._members_drawn`) and with
+product's stratified member draws (:func:`dnnguide.layers._members_drawn`) and with
 every sample's member drawn independently, as before (the tiling hidden from the pool). Rows go
 to ``--csv`` (never an existing one); the stratified minus the independent scores, averaged over
 the MC seeds and paired by training seed (± one standard error), print at the end.
+
+``--timing``: the cost of routing. ``--members`` risk-sensitive nets as the data rules size them
+for MNIST-1D (40 inputs, 10 classes: 3 x 256), untrained (time does not depend on the weights),
+pooled as ``dnnguide.ensemble.pool_models`` pools them (each member computes only the rows drawn
+for it) and as ensembles were pooled before routing (every member computes every row, the pool
+keeps the drawn one's), and one member alone; ``mc_predict`` of 1000 rows x 100 samples on each,
+in one process, alternating order, ``--repeats`` times after a warm-up. Prints the median times
+and the ratios to one member.
 """
 
 from __future__ import annotations
@@ -43,6 +52,50 @@ def rows_for(data, seed, mc_seeds):
         result.model.__dict__.pop("_dnnguide_mc_predictors", None)
 
 
+def unrouted(members, task):
+    """The members pooled as ensembles were before routing: every member on every row."""
+    import keras
+
+    from dnnguide.ensemble import pool_models
+    from dnnguide.layers import EnsemblePool
+
+    routed = pool_models(members, task)
+    inputs = keras.Input(routed.inputs[0].shape[1:])
+    outputs = [routed.get_layer(f"member_{k}")(inputs) for k in range(len(members))]
+    return keras.Model(inputs, EnsemblePool(task)(outputs), name="unrouted")
+
+
+def timing(members: int, repeats: int) -> dict[str, float]:
+    import statistics
+    import time
+
+    import keras
+    import numpy as np
+
+    import dnnguide
+    from dnnguide.ensemble import pool_models
+
+    nets = []
+    for k in range(members):
+        keras.utils.set_random_seed(k)
+        nets.append(dnnguide.build_model("risk_sensitive", (40,), 10, width=256, depth=3))
+    models = {"one member": nets[0], "routed (the product)": pool_models(nets, "classification"),
+              "every member on every row": unrouted(nets, "classification")}
+    x = np.random.default_rng(0).standard_normal((1000, 40)).astype("float32")
+    times = {name: [] for name in models}
+    for name, model in models.items():  # warm-up: the sampler is traced once per model
+        dnnguide.mc_predict(model, x, 100, seed=0, verbose=0)
+    for r in range(repeats):
+        for name in (list(models) if r % 2 == 0 else list(models)[::-1]):
+            start = time.perf_counter()
+            dnnguide.mc_predict(models[name], x, 100, seed=r, verbose=0)
+            times[name].append(time.perf_counter() - start)
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    for name, median in medians.items():
+        print(f"{name:>28}: {median:.3f} s, {median / medians['one member']:.2f}x one member")
+    return medians
+
+
 def paired(frame):
     """Stratified minus independent per data and metric (pandas), paired by training seed."""
     import numpy as np
@@ -72,7 +125,13 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--mc-seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--csv", default="ensemble_draws.csv")
+    parser.add_argument("--timing", action="store_true", help="routed vs unrouted MC cost")
+    parser.add_argument("--members", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
+    if args.timing:
+        timing(args.members, args.repeats)
+        return 0
 
     import pandas as pd
 

@@ -41,7 +41,7 @@ import numpy as np
 from dnnguide.config import ConfigError, NetworkConfig
 from dnnguide.data import DataError, Dataset
 from dnnguide.fit_results import calibrate_run, mark_status
-from dnnguide.layers import EnsemblePool
+from dnnguide.layers import EnsemblePool, EnsembleRouter, EnsembleSelect
 from dnnguide.presets import build_for_data
 from dnnguide.runs import (
     RunExistsError, atomic_save_model, atomic_write_json, atomic_write_text, lock_run,
@@ -68,7 +68,9 @@ def pool_models(members, task: str, *, name: str = "ensemble") -> keras.Model:
     """One model whose output pools the ``members``' outputs (:class:`EnsemblePool`).
 
     The members enter as uncompiled copies named ``member_0``, ``member_1``...; the models
-    given are not changed.
+    given are not changed. An :class:`EnsembleRouter` draws each row's member under MC
+    sampling and an :class:`EnsembleSelect` before each member passes it only those rows;
+    outside MC sampling every member sees every row.
     """
     if len(members) < 1:
         raise ValueError("Argument `members` must hold at least one model. Received: []")
@@ -78,12 +80,13 @@ def pool_models(members, task: str, *, name: str = "ensemble") -> keras.Model:
             raise ValueError(f"Every member must take inputs of one shape. Received: {shape} "
                              f"and {tuple(member.inputs[0].shape[1:])}")
     inputs = keras.Input(shape=shape, name="features")
+    pick = EnsembleRouter(len(members), name="ensemble_router")(inputs)
     outputs = []
     for k, member in enumerate(members):
         copy = _uncompiled_copy(member)
         copy.name = f"member_{k}"
-        outputs.append(copy(inputs))
-    pooled = EnsemblePool(task, name="ensemble_pool")(outputs)
+        outputs.append(copy(EnsembleSelect(k, name=f"select_{k}")([inputs, pick])))
+    pooled = EnsemblePool(task, routed=True, name="ensemble_pool")([*outputs, pick])
     return keras.Model(inputs, pooled, name=name)
 
 

@@ -66,7 +66,7 @@ def mc_sampling(samples: int | None = None):
 
     ``samples``: the calls inside run on ``samples`` tiled copies of a batch, sample-major
     (what :func:`dnnguide.mc_predict`'s sampler passes), so an ensemble's pool can give every
-    member its share of each row's samples (:class:`EnsemblePool`); None: rows are not tiled.
+    member its share of each row's samples (:class:`EnsembleRouter`); None: rows are not tiled.
 
     Example:
         >>> model = keras.Sequential([keras.Input((64,)), MCDropout(0.5)])
@@ -226,6 +226,81 @@ class Calibration(keras.layers.Layer):
                 "mc_noise_variance": self.mc_noise_variance, "mc_pooling": self.mc_pooling}
 
 
+def _members_drawn(rows, members: int, seed_generator):
+    """Which member each row of an MC call comes from (int32, one per row).
+
+    On ``n`` tiled copies of a batch (:func:`mc_samples_tiled`), each row starts at a random
+    member and its successive samples take the next ones in turn: every member gives a row
+    ``n / members`` of its samples (when ``n`` is a multiple; else one more or one fewer), and
+    the members' mix is the same in every row. Drawing each sample's member independently left
+    each of 5 members drawn 20 ± 4 times in a row's 100 samples, a noisier mean than the
+    members' pool. Without tiling: one uniform draw per row.
+    """
+    n = mc_samples_tiled() or 1
+    batch = ops.maximum(rows // n, 1)  # rows of the batch; sample j is rows j*batch...
+    start = keras.random.randint((batch,), 0, members, seed=seed_generator)
+    row = ops.arange(rows)
+    return ops.cast((row // batch + ops.take(start, row % batch)) % members, "int32")
+
+
+def _rows_of(pick, member: int):
+    """The row indices ``pick`` assigns to ``member``, shape ``(m,)``."""
+    return ops.reshape(ops.nonzero(ops.equal(pick, member))[0], (-1,))
+
+
+@keras.saving.register_keras_serializable(package="dnnguide")
+class EnsembleRouter(keras.layers.Layer):
+    """Draws which member each row comes from under MC sampling (:func:`_members_drawn`).
+
+    Its output (int32, one per row; zeros outside MC sampling) feeds an :class:`EnsembleSelect`
+    before each member and the :class:`EnsemblePool` after them, so under MC sampling each
+    member computes only the rows it was drawn for: a 5-member ensemble's MC prediction costs
+    one net's (plus the gathers), not five.
+    """
+
+    def __init__(self, members, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        check_range("members", members, 1, integer=True)
+        self.members, self.seed = int(members), seed
+        # seeded per call by the MC sampler, like the MC dropout layers' generators
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, x):
+        rows = ops.shape(x)[0]
+        if not mc_sampling_active() or self.members == 1:
+            return ops.zeros((rows,), "int32")
+        return _members_drawn(rows, self.members, self.seed_generator)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0],)
+
+    def get_config(self):
+        return {**super().get_config(), "members": self.members, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="dnnguide")
+class EnsembleSelect(keras.layers.Layer):
+    """``[x, pick]`` -> the rows of ``x`` that :class:`EnsembleRouter` drew for ``member``
+    under MC sampling; all of ``x`` otherwise."""
+
+    def __init__(self, member, **kwargs):
+        super().__init__(**kwargs)
+        check_range("member", member, 0, integer=True)
+        self.member = int(member)
+
+    def call(self, inputs):
+        x, pick = inputs
+        if not mc_sampling_active():
+            return x
+        return ops.take(x, _rows_of(pick, self.member), axis=0)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "member": self.member}
+
+
 @keras.saving.register_keras_serializable(package="dnnguide")
 class EnsemblePool(keras.layers.Layer):
     """Pools the predictions of an ensemble's members into one (:mod:`dnnguide.ensemble`).
@@ -236,15 +311,19 @@ class EnsemblePool(keras.layers.Layer):
     mean NLL (the normalizer is at most 1 by the AM-GM inequality). Regression gets the mean,
     in the members' (original) units.
 
-    MC sampling (:func:`mc_sampling`): each row of each sample is one member's sample, the
-    member drawn uniformly, so the samples are draws from the ensemble's predictive mixture;
-    under :func:`dnnguide.mc_predict` the draws are stratified, every member giving each row
-    its share of the samples.
-    Their spread then holds the members' disagreement as well as each member's dropout noise;
-    pooling all members inside every sample would average that disagreement away (diabetes,
-    5 members: the 90% interval covered 0.82 of test targets, against 0.89 for one net). Pooled
-    over many samples (:func:`dnnguide.mc_predict`), the mean or geometric mean is again the
-    members' pool.
+    MC sampling (:func:`mc_sampling`): each row of each sample is one member's sample, so the
+    samples are draws from the ensemble's predictive mixture; under :func:`dnnguide.mc_predict`
+    the draws are stratified, every member giving each row its share of the samples
+    (:func:`_members_drawn`). Their spread then holds the members' disagreement as well as each
+    member's dropout noise; pooling all members inside every sample would average that
+    disagreement away (diabetes, 5 members: the 90% interval covered 0.82 of test targets,
+    against 0.89 for one net). Pooled over many samples (:func:`dnnguide.mc_predict`), the mean
+    or geometric mean is again the members' pool.
+
+    ``routed=True`` (what :func:`dnnguide.ensemble.pool_models` builds): the last input is an
+    :class:`EnsembleRouter`'s draw and each member computed only its drawn rows, which the pool
+    puts back in place. ``routed=False`` (ensembles saved before routing): every member computed
+    every row and the pool keeps the drawn one's.
 
     Example:
         >>> pool = EnsemblePool("classification")
@@ -253,23 +332,32 @@ class EnsemblePool(keras.layers.Layer):
         array([[0.75, 0.25]], dtype=float32)
     """
 
-    def __init__(self, task, seed=None, **kwargs):
+    def __init__(self, task, seed=None, routed=False, **kwargs):
         from dnnguide.config import TASKS
 
         super().__init__(**kwargs)
         check_choice("task", task, TASKS)
-        self.task, self.seed = task, seed
+        self.task, self.seed, self.routed = task, seed, bool(routed)
         # seeded per call by the MC sampler, like the MC dropout layers' generators
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, inputs):
-        stacked = ops.stack([ops.cast(x, "float32") for x in inputs], axis=0)
+        inputs = list(inputs)
+        pick = inputs.pop() if self.routed else None
         if mc_sampling_active() and len(inputs) > 1:
-            pick = self._members_drawn(ops.shape(stacked)[1], len(inputs))
-            weights = ops.cast(ops.transpose(ops.one_hot(pick, len(inputs))), "float32")
+            if pick is not None:  # each member's rows back in their places
+                out = ops.zeros((ops.shape(pick)[0],) + tuple(inputs[0].shape[1:]), "float32")
+                for k, y in enumerate(inputs):
+                    out = ops.scatter_update(out, ops.expand_dims(_rows_of(pick, k), -1),
+                                             ops.cast(y, "float32"))
+                return out
+            stacked = ops.stack([ops.cast(x, "float32") for x in inputs], axis=0)
+            drawn = _members_drawn(ops.shape(stacked)[1], len(inputs), self.seed_generator)
+            weights = ops.cast(ops.transpose(ops.one_hot(drawn, len(inputs))), "float32")
             for _ in range(len(stacked.shape) - 2):  # (members, rows, 1...): one per output
                 weights = ops.expand_dims(weights, -1)
             return ops.sum(stacked * weights, axis=0)
+        stacked = ops.stack([ops.cast(x, "float32") for x in inputs], axis=0)
         if self.task == "regression":
             return ops.mean(stacked, axis=0)
         tiny = float(np.finfo("float32").tiny)
@@ -279,29 +367,12 @@ class EnsemblePool(keras.layers.Layer):
             return ops.sigmoid(ops.mean(log_p, axis=0))
         return ops.softmax(ops.mean(log_p, axis=0), axis=-1)
 
-    def _members_drawn(self, rows, members):
-        """Which member each row of an MC call comes from.
-
-        On ``n`` tiled copies of a batch (:func:`mc_samples_tiled`), each row starts at a
-        random member and its successive samples take the next ones in turn: every member
-        gives a row ``n / members`` of its samples (when ``n`` is a multiple; else one more or
-        one fewer), and the members' mix is the same in every row. Drawing each sample's
-        member independently left each of 5 members drawn 20 ± 4 times in a row's 100
-        samples, a noisier mean than the members' pool. Without tiling: one uniform draw per row.
-        """
-        n = mc_samples_tiled()
-        if not n or n == 1:
-            return keras.random.randint((rows,), 0, members, seed=self.seed_generator)
-        batch = ops.maximum(rows // n, 1)  # rows of the batch; sample j is rows j*batch...
-        start = keras.random.randint((batch,), 0, members, seed=self.seed_generator)
-        row = ops.arange(rows)
-        return (row // batch + ops.take(start, row % batch)) % members
-
     def compute_output_shape(self, input_shape):
         return input_shape[0]
 
     def get_config(self):
-        return {**super().get_config(), "task": self.task, "seed": self.seed}
+        return {**super().get_config(), "task": self.task, "seed": self.seed,
+                "routed": self.routed}
 
 
 def _check_temperature(name, value) -> float:

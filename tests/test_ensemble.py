@@ -76,7 +76,8 @@ def test_pool_models_pools_the_members_and_leaves_them_unchanged(blobs):
     pooled = pool_models(members, "classification")
     expected = EnsemblePool("classification")([m.predict(x, verbose=0) for m in members])
     np.testing.assert_allclose(pooled.predict(x, verbose=0), np.asarray(expected), atol=1e-6)
-    assert [layer.name for layer in pooled.layers[1:4]] == ["member_0", "member_1", "member_2"]
+    assert [layer.name for layer in pooled.layers if layer.name.startswith("member_")] \
+        == ["member_0", "member_1", "member_2"]
     for member, weights in zip(members, before):
         for a, b in zip(member.get_weights(), weights):
             np.testing.assert_array_equal(a, b)
@@ -155,13 +156,14 @@ def test_mc_samples_of_an_ensemble_vary_the_masks_too(ensemble):
     x = ensemble.data.x_test[:50]
     pred = dnnguide.mc_predict(ensemble.model, x, 20, seed=0, verbose=0, return_samples=True)
     assert pred.samples.shape == (20, 50, 10)
-    for member in ensemble.model.layers[1:3]:  # each member's own masks vary
+    members = [ensemble.model.get_layer(f"member_{k}") for k in range(2)]
+    for member in members:  # each member's own masks vary
         alone = dnnguide.mc_predict(member, x, 20, seed=0, verbose=0)
         assert alone.std.max() > 1e-3
     # the ensemble's samples disagree more than either member's: masks and members
     assert pred.mutual_information.mean() > max(
         dnnguide.mc_predict(m, x, 20, seed=0, verbose=0).mutual_information.mean()
-        for m in ensemble.model.layers[1:3])
+        for m in members)
 
 
 def test_interrupted_ensemble_resumes_to_the_uninterrupted_one(ensemble, tmp_path, monkeypatch):
@@ -240,3 +242,30 @@ def test_regression_ensemble_gives_intervals_in_target_units():
     assert 40 < metrics["test_cal_mc_rmse"] < 120  # diabetes targets: 25-346, std ~77
     assert 0.5 < metrics["test_cal_mc_coverage_90"] <= 1.0
     assert metrics["mc_noise_std"] > 10
+
+
+def test_ensembles_saved_before_routing_still_sample_the_mixture(blobs, tmp_path):
+    # An ensemble saved before routing (every member on every row, the pool keeps the drawn
+    # one's) loads and samples as before, stratified; the routed pool gives the same prediction.
+    import keras
+
+    x, y = blobs
+    members = []
+    for k in range(3):
+        keras.utils.set_random_seed(k)
+        member = dnnguide.build_model("default", (8,), 1, "regression", depth=1, width=8)
+        member.fit(x, y.astype("float32"), epochs=2, verbose=0)
+        members.append(member)
+    routed = pool_models(members, "regression")
+    inputs = keras.Input((8,))
+    old = keras.Model(inputs, EnsemblePool("regression")(
+        [routed.get_layer(f"member_{k}")(inputs) for k in range(3)]))
+    old.save(tmp_path / "old.keras")
+    old = keras.saving.load_model(tmp_path / "old.keras")
+    np.testing.assert_allclose(old.predict(x, verbose=0), routed.predict(x, verbose=0),
+                               atol=1e-6)
+    outputs = np.stack([m.predict(x[:20], verbose=0) for m in members])
+    for model in (old, routed):
+        pred = dnnguide.mc_predict(model, x[:20], 90, seed=0, verbose=0, return_samples=True)
+        match = np.isclose(pred.samples[:, None], outputs[None], atol=1e-5).all(-1)
+        np.testing.assert_array_equal(match.sum(axis=0), 30)

@@ -109,12 +109,12 @@ def _samples_per_call(model, n_samples, batch_size, max_rows) -> int:
 
 
 def _mc_layers(model):
-    """The layers that draw at random under MC sampling: MC dropout, and an ensemble's pool
-    (which member each sample comes from)."""
-    from dnnguide.layers import EnsemblePool, MCAlphaDropout, MCDropout
+    """The layers that draw at random under MC sampling: MC dropout, and an ensemble's router
+    (which member each sample comes from; the pool draws it in ensembles saved before routing)."""
+    from dnnguide.layers import EnsemblePool, EnsembleRouter, MCAlphaDropout, MCDropout
 
     return [layer for layer in _all_layers(model)
-            if isinstance(layer, (MCDropout, MCAlphaDropout, EnsemblePool))]
+            if isinstance(layer, (MCDropout, MCAlphaDropout, EnsemblePool, EnsembleRouter))]
 
 
 def _merge(stats, part, n):
