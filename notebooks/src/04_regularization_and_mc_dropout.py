@@ -229,8 +229,9 @@ shift.round(3)
 #   network with AlphaDropout did worst here, as in notebook 1.
 # - MC dropout's pooled prediction was better calibrated (lower ECE) than the plain prediction,
 #   temperature scaling lowered the ECE of both, and the two calibrated predictions ended within
-#   0.005 of each other: after its temperature, the plain prediction is about as well calibrated
-#   as the MC one on this network.
+#   0.01 of each other: after its temperature, the plain prediction is about as well calibrated
+#   as the MC one on this network (the MC prediction's ECE itself moves by about 0.01 from one
+#   MC seed to another here: `bench/results/ensemble_draws.csv`).
 # - Rejecting the most uncertain test examples raised the accuracy on the rest, for plain and
 #   MC predictions.
 # - MC dropout's mutual information (the samples' disagreement) was higher on every shifted
@@ -266,10 +267,10 @@ claim("the SELU network with AlphaDropout had the lowest test accuracy",
       accuracy.idxmin() == "SELU + AlphaDropout")
 claim("MC dropout's ECE was lower than the plain prediction's",
       scores.loc["mc", "ece"] < scores.loc["plain", "ece"])
-claim("calibration lowered the ECE of both, and the calibrated ones ended within 0.005",
+claim("calibration lowered the ECE of both, and the calibrated ones ended within 0.01",
       scores.loc["calibrated", "ece"] < scores.loc["plain", "ece"]
       and scores.loc["calibrated_mc", "ece"] < scores.loc["mc", "ece"]
-      and abs(scores.loc["calibrated", "ece"] - scores.loc["calibrated_mc", "ece"]) < 0.005)
+      and abs(scores.loc["calibrated", "ece"] - scores.loc["calibrated_mc", "ece"]) < 0.01)
 curves = {k: dnnguide.rejection_curve(data.y_test, p) for k, p in
           (("plain", comparison.plain), ("mc", comparison.mc.mean))}
 claim("rejecting the most uncertain half raised the accuracy on the rest (plain and MC)",
