@@ -284,14 +284,6 @@ def fit(
     return result
 
 
-class _null_scope:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
 def _train(model, config, data: Dataset, path: Path | None, *, epochs, batch_size, seed,
            callbacks, verbose, diagnose, initial_info=None, restore=None,
            transfer=None) -> RunResult:
@@ -321,7 +313,7 @@ def _train(model, config, data: Dataset, path: Path | None, *, epochs, batch_siz
                    initial_epoch)
 
     with recording_failures(path, info, epochs_saved):
-        with ckpt.GracefulInterrupt(checkpoint) if checkpoint else _null_scope():
+        with ckpt.GracefulInterrupt(checkpoint) if checkpoint else contextlib.nullcontext():
             return _fit_and_record(model, config, data, path, info, epochs=epochs,
                                    batch_size=batch_size, seed=seed, callbacks=all_callbacks,
                                    verbose=verbose, initial_epoch=initial_epoch,
