@@ -198,21 +198,27 @@ def mc_pooling_rows(data, seed, args):
     yield "geometric_tested", fitted["geometric", True][1]
 
 
-def ensemble_rows(data, seed, args):
+def _geometric_pool(members):
+    """The members' class probabilities pooled as mc_predict pools samples (the normalized
+    geometric mean); binary outputs as two classes."""
     import numpy as np
 
-    import dnnguide
-    from dnnguide.calibration import _EPS, _class_probabilities, fit_temperature, temper
-    from dnnguide.uncertainty import uncalibrated
+    from dnnguide.calibration import _EPS, _class_probabilities
     from dnnguide.uncertainty.mc_dropout import _geometric
+
+    log_p = np.mean([np.log(np.clip(_class_probabilities(p), _EPS, 1.0)) for p in members],
+                    axis=0)
+    return _geometric(log_p, "classification")
+
+
+def ensemble_rows(data, seed, args):
+    import dnnguide
+    from dnnguide.calibration import fit_temperature, temper
+    from dnnguide.uncertainty import uncalibrated
 
     if data.task == "regression":
         raise SystemExit(f"ensemble: classification data only. Received: {data.name}")
-
-    def geometric(members):  # as mc_predict pools samples; binary as two classes
-        log_p = np.mean([np.log(np.clip(_class_probabilities(p), _EPS, 1.0)) for p in members],
-                        axis=0)
-        return _geometric(log_p, "classification")
+    geometric = _geometric_pool
 
     def pooled(members):  # members: (validation, test) predictions
         val, test = geometric([m[0] for m in members]), geometric([m[1] for m in members])
@@ -244,9 +250,8 @@ def crossfit_rows(data, seed, args):
     import numpy as np
     from sklearn.model_selection import KFold, StratifiedKFold
 
-    from dnnguide.calibration import _EPS, _class_probabilities, fit_temperature, temper
+    from dnnguide.calibration import _class_probabilities, fit_temperature, temper
     from dnnguide.uncertainty import uncalibrated
-    from dnnguide.uncertainty.mc_dropout import _geometric
 
     yield "base", _predict(_fit("default", data, seed).model, data)
     x = np.concatenate([data.x_train, data.x_val])
@@ -267,8 +272,7 @@ def crossfit_rows(data, seed, args):
     if not classes:
         yield f"crossfit_x{args.members}", np.mean(tests, axis=0)
         return
-    log_p = np.mean([np.log(np.clip(_class_probabilities(p), _EPS, 1.0)) for p in tests], axis=0)
-    pooled = _geometric(log_p, "classification")
+    pooled = _geometric_pool(tests)
     oof = _class_probabilities(oof)
     yield f"crossfit_x{args.members}", temper(pooled, fit_temperature(y, oof, significance=0.05))
     yield f"crossfit_x{args.members}_free_t", temper(pooled, fit_temperature(y, oof))
@@ -278,6 +282,23 @@ def crossfit_rows(data, seed, args):
 ABLATIONS = {"ema": ema_rows, "refit": refit_rows, "mc_rate": mc_rate_rows,
              "onecycle_peak": onecycle_peak_rows, "mc_pooling": mc_pooling_rows,
              "ensemble": ensemble_rows, "crossfit": crossfit_rows}
+
+
+def write_rows(csv, rows):
+    """Each row of ``rows`` (dicts, as they come) printed and the whole table rewritten to
+    ``csv`` after it (a regression's rows have other columns), so every finished row is kept;
+    an existing ``csv`` is refused before the first row is made. Returns the table (pandas)."""
+    import pandas as pd
+
+    csv = Path(csv)
+    if csv.exists():
+        raise SystemExit(f"{csv} exists: name another --csv (results are never overwritten).")
+    table = []
+    for row in rows:
+        table.append(row)
+        print(row, flush=True)
+        pd.DataFrame(table).to_csv(csv, index=False)
+    return pd.DataFrame(table)
 
 
 def paired(frame):
@@ -308,28 +329,21 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import numpy as np
-    import pandas as pd
 
     import presets_vs_baselines as harness
 
-    csv = Path(args.csv)
-    if csv.exists():
-        raise SystemExit(f"{csv} exists: name another --csv (results are never overwritten).")
-    rows = []
-    for name in args.data:
-        for seed in args.seeds:
-            data = harness.load(name, seed)
-            start = time.perf_counter()
-            for variant, out in ABLATIONS[args.ablation](data, seed, args):
-                row = {"data": data.name, "variant": variant, "seed": seed,
-                       **harness.score_or_nan(data, out),
-                       "diverged": not np.all(np.isfinite(out)),
-                       "time_s": round(time.perf_counter() - start, 1)}
-                rows.append(row)
-                print(row, flush=True)
-                # The whole table each time: a regression's rows have other columns.
-                pd.DataFrame(rows).to_csv(csv, index=False)
-    print(paired(pd.DataFrame(rows)).round(4).to_string(index=False))
+    def rows():
+        for name in args.data:
+            for seed in args.seeds:
+                data = harness.load(name, seed)
+                start = time.perf_counter()
+                for variant, out in ABLATIONS[args.ablation](data, seed, args):
+                    yield {"data": data.name, "variant": variant, "seed": seed,
+                           **harness.score_or_nan(data, out),
+                           "diverged": not np.all(np.isfinite(out)),
+                           "time_s": round(time.perf_counter() - start, 1)}
+
+    print(paired(write_rows(args.csv, rows())).round(4).to_string(index=False))
     return 0
 
 

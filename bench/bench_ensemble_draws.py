@@ -133,21 +133,12 @@ def main(argv=None) -> int:
         timing(args.members, args.repeats)
         return 0
 
-    import pandas as pd
-
     import presets_vs_baselines as harness
+    from ablations import write_rows
 
-    csv = Path(args.csv)
-    if csv.exists():
-        raise SystemExit(f"{csv} exists: name another --csv (results are never overwritten).")
-    rows = []
-    for name in args.data:
-        for seed in args.seeds:
-            for row in rows_for(harness.load(name, seed), seed, args.mc_seeds):
-                rows.append(row)
-                print(row, flush=True)
-            pd.DataFrame(rows).to_csv(csv, index=False)
-    print(paired(pd.DataFrame(rows)).round(4).to_string(index=False))
+    rows = (row for name in args.data for seed in args.seeds
+            for row in rows_for(harness.load(name, seed), seed, args.mc_seeds))
+    print(paired(write_rows(args.csv, rows)).round(4).to_string(index=False))
     return 0
 
 
