@@ -8,7 +8,10 @@ stand-ins for "data the benchmark does not contain", each a CSV whose target is 
 - scikit-learn: ``wine`` (178 rows, 13 features, 3 classes), ``friedman1`` (Friedman's
   nonlinear regression, 600 rows, 10 features of which 5 matter, noise 1), ``synth_cls``
   (``make_classification``: 1,500 rows, 20 features, 4 classes of 2 clusters each, 3% of the
-  labels flipped) and ``synth_cls_8k`` (the same recipe, 11,200 rows);
+  labels flipped) and ``synth_cls_8k`` (the same recipe, 11,200 rows); three tiny sets with
+  fewer than 10 steps an epoch at batch 32, added to test the weight-decay rule's cap: ``iris``
+  (150 rows, 4 features, 3 classes), ``moons`` (``make_moons``, 300 rows, 2 features, noise
+  0.3) and ``friedman3`` (Friedman's arctan regression, 250 rows, 4 features, noise 0.1);
 - statsmodels' bundled data, when statsmodels is installed (it is not a dnnguide dependency):
   ``fair`` (6,366 rows, 8 features: had an affair, binary), ``anes96`` (944 rows, 10 features:
   the 1996 vote, binary), ``star98`` (303 rows, 20 features: a school district's share of pupils
@@ -50,8 +53,13 @@ def sklearn_sets() -> dict[str, pd.DataFrame]:
     larger = datasets.make_classification(  # the same recipe at ~8,000 training rows
         n_samples=11_200, n_features=20, n_informative=8, n_redundant=4, n_classes=4,
         n_clusters_per_class=2, flip_y=0.03, random_state=1)
+    iris = datasets.load_iris()
+    moons = datasets.make_moons(n_samples=300, noise=0.3, random_state=0)
+    friedman3 = datasets.make_friedman3(n_samples=250, noise=0.1, random_state=0)
     return {"wine": _frame(wine.data, wine.target), "friedman1": _frame(*friedman),
-            "synth_cls": _frame(*synth), "synth_cls_8k": _frame(*larger)}
+            "synth_cls": _frame(*synth), "synth_cls_8k": _frame(*larger),
+            "iris": _frame(iris.data, iris.target), "moons": _frame(*moons),
+            "friedman3": _frame(*friedman3)}
 
 
 def statsmodels_sets() -> dict[str, pd.DataFrame]:

@@ -15,6 +15,11 @@ and regularize it for the data at hand, the way a practitioner would after one l
   early stopping alone stops a net that memorizes a few thousand rows long before it generalizes
   (not for SELU: weight penalties break self-normalization, and AlphaDropout in every layer
   measured worse than early stopping alone);
+- **weight decay** sized by its timescale: Keras' decoupled decay shrinks the weights by
+  ``lr x decay`` a step, so they average their updates over ``1 / (lr x decay)`` steps; the rule
+  makes that the tables' 100 epochs of this data's steps (a fixed 1e-2 is thousands of epochs
+  on small data, which decays nothing); none on tiny data (fewer than 10 steps an epoch), where
+  it measured worse on every classification set;
 - **early stopping on small data** ignores the first epochs, ~400 steps and at most 10 epochs:
   an epoch of a few hundred rows is a dozen steps, and a small validation split's loss is often
   lowest after the first of them, while the net is still unsure of everything;
@@ -70,10 +75,37 @@ DATA_TABLE: dict[str, tuple[dict[str, Any], str]] = {
         "0.091 -> 0.098) and mnist1d (0.708 -> 0.673).",
     ),
     "small_data": (
-        {"rows": 10_000, "dropout_rate": 0.2, "weight_decay": 1e-2},
+        {"rows": 10_000, "dropout_rate": 0.2},
         "{n_train:,} training rows for {n_weights:,} weights (fewer than {rows:,} rows): "
         "{what}. Early stopping alone stops such a net while it memorizes the training set "
         "(mnist1d, 3,600 rows, 5 hidden layers: 0.56 test accuracy without, 0.77 with).",
+    ),
+    "weight_decay": (
+        {"timescale_epochs": 100, "min_steps": 10},
+        "Weight decay {weight_decay:g}: AdamW's (and SGD's) decoupled decay shrinks every "
+        "weight by lr x decay a step, so the weights are a moving average of their updates "
+        "over 1 / (lr x decay) steps. At lr {learning_rate:g} and {steps} steps an epoch, "
+        "that is {epochs:g} epochs. The rule aims at {timescale_epochs} epochs, the "
+        "tables' epoch budget: long enough to average over every row many times, short "
+        "enough to forget the first updates within the run (Wang & Aitchison 2025: between "
+        "one epoch and the run's epochs). The usual 1e-2 at lr 1e-3 is 100,000 steps, "
+        "thousands of epochs on small data: no decay at all (1e-3 gave the same test scores). "
+        "Sized this way, over 20 seeds: breast_cancer test NLL 0.075 -> 0.068, digits 0.079 "
+        "-> 0.073, diabetes RMSE 57.1 -> 55.5 (accuracy and ECE within noise); on data no "
+        "rule was set on (10 seeds), anes96 NLL 0.216 -> 0.207, a synthetic 4-class set 0.636 "
+        "-> 0.606 and +0.9 points, friedman1 and fair the same. It is sized at the table's "
+        "learning rate; a rate you give, or the LR finder's lower one, lengthens the "
+        "timescale.",
+    ),
+    "weight_decay.tiny": (
+        {},
+        "No weight decay: an epoch of {n_train:,} rows is {steps} steps, fewer than "
+        "{min_steps}, and on data this small the decay measured worse on every classification "
+        "set: wine (127 rows, decay 2.5) test NLL 0.041 -> 0.064 over 10 seeds, iris (108) "
+        "0.19 -> 0.23 and -2.3 points, moons (216) -5.4 points over 4; capped at 1, still "
+        "worse (iris -1.3 points, moons -3.8). Dropout and early stopping regularize. One "
+        "regression set this small gained (star98, 217 rows: RMSE 0.097 -> 0.089); give "
+        "weight_decay to have it.",
     ),
     "early_stopping": (
         {"warmup_steps": 400, "max_epochs": 10},
@@ -172,6 +204,33 @@ def choose_width(profile: DataProfile) -> int:
     wanted = max(rule["per_feature"] * profile.n_features, 1)
     width = 2 ** math.ceil(math.log2(wanted))
     return int(min(max(width, rule["min"]), rule["max"]))
+
+
+def choose_weight_decay(profile: DataProfile, batch_size: int, learning_rate: float) -> float:
+    """Decoupled weight decay whose timescale ``1 / (lr x decay)`` is ``timescale_epochs`` epochs.
+
+    Keras' AdamW and SGD apply ``w -= lr * decay * w`` each step, so the weights average their
+    updates over ``1 / (lr * decay)`` steps (Wang & Aitchison 2025). Two significant digits:
+    breast_cancer at lr 1e-3 (13 steps an epoch) gets 0.77, digits (41) 0.24, mnist1d (113)
+    0.088. None below ``min_steps`` steps an epoch (tiny data, where it measured worse).
+    """
+    rule = DATA_TABLE["weight_decay"][0]
+    steps = profile.steps_per_epoch(batch_size)
+    if steps < rule["min_steps"]:
+        return 0.0
+    return float(f"{1.0 / (learning_rate * steps * rule['timescale_epochs']):.2g}")
+
+
+def weight_decay_reason(profile: DataProfile, batch_size: int, learning_rate: float,
+                        weight_decay: float) -> str:
+    """The weight-decay rule's reason for this data: the timescale it gives, or why none."""
+    rule = DATA_TABLE["weight_decay"][0]
+    steps = profile.steps_per_epoch(batch_size)
+    if steps < rule["min_steps"]:
+        return reason("weight_decay.tiny", n_train=profile.n_train, steps=steps, **rule)
+    epochs = float(f"{1.0 / (learning_rate * weight_decay * steps):.3g}")
+    return reason("weight_decay", weight_decay=weight_decay, learning_rate=learning_rate,
+                  steps=steps, epochs=epochs, **rule)
 
 
 def choose_early_stopping_start(profile: DataProfile, batch_size: int) -> int:

@@ -313,10 +313,15 @@ def _apply_data_rules(fields: dict, reasons: dict, profile: DataProfile, *, use_
             rate = max(reg.dropout_rate, rate if rate is not None else small["dropout_rate"])
             kind = reg.dropout_kind
             if opt.name in DECOUPLED_DECAY_OPTIMIZERS:
-                opt = dataclasses.replace(opt, weight_decay=max(opt.weight_decay,
-                                                                small["weight_decay"]))
-                fields["optimizer"] = opt
-            what = f"decoupled weight decay {opt.weight_decay:g} and dropout {rate}"
+                batch_size = NetworkConfig.batch_size  # the tables' batch size
+                decay = data_rules.choose_weight_decay(profile, batch_size, opt.learning_rate)
+                if decay >= opt.weight_decay:
+                    opt = dataclasses.replace(opt, weight_decay=decay)
+                    fields["optimizer"] = opt
+                    reasons["optimizer.weight_decay"] = data_rules.weight_decay_reason(
+                        profile, batch_size, opt.learning_rate, decay)
+            what = (f"decoupled weight decay {opt.weight_decay:g} and dropout {rate}"
+                    if opt.weight_decay else f"dropout {rate}")
         fields["regularization"] = dataclasses.replace(reg, dropout_rate=rate, dropout_kind=kind)
         rule = "small_data.selu" if use_selu and rate == 0 else "small_data"
         why = data_rules.reason(rule, n_train=profile.n_train, what=what,

@@ -25,12 +25,63 @@ def test_small_data_gets_weight_decay_and_dropout_with_a_reason_naming_the_rows(
     rec = recommend(data=MNIST1D)
     cfg = rec.config
     assert cfg.width == 256
-    assert cfg.optimizer.name == "adamw" and cfg.optimizer.weight_decay == 0.01
+    assert cfg.optimizer.name == "adamw" and cfg.optimizer.weight_decay == 0.088
     assert cfg.regularization.dropout_rate == 0.2
     assert cfg.regularization.dropout_kind == "standard"
     assert "3,600 training rows" in rec.reasons["regularization"]
-    assert "weight decay 0.01" in rec.reasons["regularization"]
+    assert "weight decay 0.088" in rec.reasons["regularization"]
+    assert "113 steps an epoch" in rec.reasons["optimizer.weight_decay"]
     assert "40 input features" in rec.reasons["width"]
+
+
+@pytest.mark.parametrize("profile", [MNIST1D, DIABETES, DataProfile(409, 30, "binary"),
+                                     DataProfile(4_500, 20)])
+@pytest.mark.parametrize("depth", [None, 20])  # AdamW at 1e-3; a deep stack's Nesterov at 1e-2
+def test_weight_decay_forgets_an_update_over_the_tables_epochs_whatever_the_data(profile, depth):
+    opt = recommend(data=profile, depth=depth).config.optimizer
+    steps = profile.steps_per_epoch(32)
+    epochs = 1.0 / (opt.learning_rate * opt.weight_decay * steps)
+    # two significant digits: within 5% of the table's 100 epochs
+    assert epochs == pytest.approx(DATA_TABLE["weight_decay"][0]["timescale_epochs"], rel=0.05)
+    # twice the rows, twice the steps an epoch: half the decay keeps the timescale
+    doubled = DataProfile(2 * profile.n_train, profile.n_features, profile.task)
+    more = recommend(data=doubled, depth=depth or 3).config.optimizer.weight_decay
+    assert more == pytest.approx(opt.weight_decay / 2, rel=0.1)
+
+
+def test_tiny_data_gets_no_weight_decay_and_the_reason_says_why():
+    wine = DataProfile(127, 13, "classification", 3)  # 4 steps an epoch
+    rec = recommend(data=wine)
+    assert rec.config.optimizer.weight_decay == 0.0
+    assert rec.config.regularization.dropout_rate == 0.2  # dropout stays
+    assert rec.reasons["optimizer.weight_decay"].startswith(
+        "No weight decay: an epoch of 127 rows is 4 steps, fewer than 10")
+    assert "127 training rows for" in rec.reasons["regularization"]
+    assert "weight decay" not in rec.reasons["regularization"]
+    # from 10 steps an epoch on, the rule's decay (diabetes: exactly 10)
+    assert recommend(data=DIABETES).config.optimizer.weight_decay == 1.0
+    # a weight decay you give wins, on tiny data too
+    assert recommend_preset("default", data=wine, weight_decay=0.5).config.optimizer \
+        .weight_decay == 0.5
+
+
+@pytest.mark.parametrize("depth", [None, 20])
+def test_the_optimizer_really_decays_the_weights_over_the_rules_timescale(depth):
+    """The rule assumes Keras' decoupled decay, ``w -= lr * decay * w`` a step; with zero
+    gradients the weights must fall to 1/e of themselves after the timescale's steps."""
+    import keras
+
+    from dnnguide.optimizers import make_optimizer
+
+    opt_config = recommend(data=DIABETES, depth=depth).config.optimizer
+    steps = round(1.0 / (opt_config.learning_rate * opt_config.weight_decay))
+    assert steps == 1000  # 100 epochs of 10 steps
+    weight = keras.Variable(np.ones((4, 4), "float32"))
+    optimizer = make_optimizer(opt_config)
+    zero = keras.ops.zeros((4, 4))
+    for _ in range(steps):
+        optimizer.apply_gradients([(zero, weight)])
+    assert float(np.mean(weight.numpy())) == pytest.approx(np.exp(-1.0), rel=0.01)
 
 
 def test_small_data_gets_three_hidden_layers_unless_a_depth_is_given():
