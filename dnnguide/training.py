@@ -32,7 +32,8 @@ from dnnguide.fit_results import (
 from dnnguide.fit_setup import (  # noqa: F401 - InputScaleWarning, make_callbacks: public here
     InputScaleWarning, audit_before_training, check_callbacks_before_sweep,
     check_callbacks_for, check_input_scale,
-    check_model_outputs, finder_learning_rate, make_callbacks, onecycle_max_lr,
+    check_model_outputs, decay_over_the_cycle, finder_learning_rate, make_callbacks,
+    onecycle_max_lr,
 )
 from dnnguide.learning_curves import learning_curves_figure, plot_learning_curves  # noqa: F401
 from dnnguide.presets import build_for_data, resolve_config
@@ -118,6 +119,8 @@ def environment_info() -> dict[str, Any]:
 
 #: Kept for compatibility: the checkpoint policy lives in :mod:`dnnguide.checkpoint`.
 CHECKPOINT_EVERY_S = ckpt.CHECKPOINT_EVERY_S
+#: Overrides that set the weight decay: then 1cycle leaves it as given.
+_DECAY_KEYS = frozenset({"weight_decay", "optimizer.weight_decay"})
 
 
 def fit(
@@ -238,6 +241,8 @@ def fit(
             config = onecycle_max_lr(config, data, seed)
         elif lr_sweep:
             config = finder_learning_rate(config, data, seed)
+        if isinstance(config_or_model, str) and not _DECAY_KEYS & set(overrides):
+            config = decay_over_the_cycle(config)  # the rule's decay, sized at the constant LR
         if config.ensemble > 1:  # members trained one by one, pooled (dnnguide.ensemble)
             from dnnguide.ensemble import fit_ensemble
 

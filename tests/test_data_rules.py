@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -377,3 +379,41 @@ def test_early_stopping_restores_no_weights_from_before_its_first_counted_epoch(
     rule_off = dnnguide.fit("default", data, epochs=16, start_from_epoch=0, seed=0,
                             run_dir=None, verbose=0, **patience)
     assert len(rule_off.history) == 3  # the failure the rule prevents
+
+
+def test_under_onecycle_the_rules_decay_keeps_its_timescale_over_the_cycle():
+    """Keras scales the decay by each step's LR; 1cycle's LR averages about half its peak, so
+    the decay is divided by that mean over the constant LR the rule sized it at."""
+    import keras
+
+    from dnnguide.fit_setup import decay_over_the_cycle
+    from dnnguide.schedules import onecycle_lr
+
+    config = get_preset("default", data=MNIST1D, schedule="onecycle")
+    config = replace(config, schedule=replace(config.schedule, max_lr=5e-3, total_steps=3390))
+    cycled = decay_over_the_cycle(config)
+    steps = np.arange(3390, dtype="float32")
+    mean_lr = float(np.mean(keras.ops.convert_to_numpy(onecycle_lr(steps, 3390, 5e-3))))
+    rule = config.optimizer.weight_decay * config.optimizer.learning_rate  # shrink a step
+    assert cycled.optimizer.weight_decay * mean_lr == pytest.approx(rule, rel=0.05)
+    assert cycled.optimizer.weight_decay < config.optimizer.weight_decay / 2
+    # no peak yet (the sweep finds it), no decay, or another schedule: as is
+    for same in (get_preset("default", data=MNIST1D, schedule="onecycle"),
+                 replace(config, optimizer=replace(config.optimizer, weight_decay=0.0)),
+                 get_preset("default", data=MNIST1D)):
+        assert decay_over_the_cycle(same) == same
+
+
+def test_a_onecycle_fit_trains_with_the_cycled_decay_unless_you_give_one():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(560, 6)).astype("float32")  # 403 training rows: 13 steps an epoch
+    y = (x[:, 0] + x[:, 1] > 0).astype("int64")
+    data = dnnguide.data.from_arrays(x, y, task="binary", seed=0)
+    ruled = recommend(data=DataProfile.of(data)).config.optimizer.weight_decay
+    assert ruled == 0.77
+    run = dnnguide.fit("default", data, run_dir=None, epochs=1, verbose=0, seed=0,
+                       schedule="onecycle", max_lr=5e-3)
+    assert run.config.optimizer.weight_decay == pytest.approx(ruled / 2.35, rel=0.05)
+    given = dnnguide.fit("default", data, run_dir=None, epochs=1, verbose=0, seed=0,
+                         schedule="onecycle", max_lr=5e-3, weight_decay=0.5)
+    assert given.config.optimizer.weight_decay == 0.5
