@@ -94,7 +94,7 @@ DATA_TABLE: dict[str, tuple[dict[str, Any], str]] = {
         "-> 0.073, diabetes RMSE 57.1 -> 55.5 (accuracy and ECE within noise); on data no "
         "rule was set on (10 seeds), anes96 NLL 0.216 -> 0.207, a synthetic 4-class set 0.636 "
         "-> 0.606 and +0.9 points, friedman1 and fair the same. It is sized at the table's "
-        "learning rate; a rate you give, or the LR finder's lower one, lengthens the "
+        "learning rate and moves with a rate you give or the LR finder's, keeping the "
         "timescale.",
     ),
     "weight_decay.tiny": (
@@ -219,6 +219,12 @@ def choose_weight_decay(profile: DataProfile, batch_size: int, learning_rate: fl
     if steps < rule["min_steps"]:
         return 0.0
     return float(f"{1.0 / (learning_rate * steps * rule['timescale_epochs']):.2g}")
+
+
+def decay_at(weight_decay: float, learning_rate: float, new_learning_rate: float) -> float:
+    """``weight_decay`` chosen at ``learning_rate``, moved to ``new_learning_rate`` with the
+    same ``lr x decay`` a step (the same timescale); two significant digits."""
+    return float(f"{weight_decay * learning_rate / new_learning_rate:.2g}")
 
 
 def weight_decay_reason(profile: DataProfile, batch_size: int, learning_rate: float,

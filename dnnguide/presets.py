@@ -25,7 +25,7 @@ from dnnguide.config import (
     ConfigError, EarlyStoppingConfig, NetworkConfig, TASKS, check_choice, check_range,
     nested_overrides,
 )
-from dnnguide.data_rules import finder_applies
+from dnnguide.data_rules import LEARNING_RATE_KEYS, decay_at, finder_applies
 from dnnguide.guidelines import (
     DECOUPLED_DECAY_OPTIMIZERS, ONECYCLE_TABLE, Recommendation, place_dropout, recommend,
 )
@@ -109,9 +109,11 @@ def _lookup(name: str) -> Preset:
 def recommend_preset(name: str, data=None, **overrides) -> Recommendation:
     """The recommendation behind a preset (with reasons), for ``data`` if given, overrides applied.
 
-    User overrides always win over the tables and the data-aware rules. Two rules follow an
+    User overrides always win over the tables and the data-aware rules. Three rules follow an
     override: a weight decay the rules chose is dropped when the chosen optimizer has none
-    (Adam, Nadam...), and ``schedule="onecycle"`` gets its budget (:func:`onecycle_policy`).
+    (Adam, Nadam...), and scaled to a learning rate you give, so it keeps its timescale (Keras
+    decays by ``lr x decay`` a step); ``schedule="onecycle"`` gets its budget
+    (:func:`onecycle_policy`).
     """
     preset = _lookup(name)
     rec = preset.recommend(depth=overrides.get("depth"), data=data,
@@ -138,7 +140,23 @@ def _follow_optimizer_override(config: NetworkConfig, overrides: dict, reasons: 
             f"0: {name!r} has no decoupled weight decay, so the recommended "
             f"{config.optimizer.weight_decay:g} was dropped (use 'adamw' to keep it).")
         return {**overrides, "optimizer.weight_decay": 0.0}
-    return overrides
+    return _decay_follows_the_learning_rate(config, overrides, reasons)
+
+
+def _decay_follows_the_learning_rate(config: NetworkConfig, overrides: dict,
+                                     reasons: dict) -> dict:
+    """A recommended decay, scaled to a learning rate you give (same ``lr x decay``)."""
+    given = [overrides[k] for k in LEARNING_RATE_KEYS if k in overrides]
+    opt = config.optimizer
+    if (not given or not isinstance(given[0], (int, float)) or given[0] <= 0
+            or not opt.weight_decay or {"weight_decay", "optimizer.weight_decay"} & set(overrides)):
+        return overrides
+    decay = decay_at(opt.weight_decay, opt.learning_rate, given[0])
+    reasons["optimizer.weight_decay"] = (
+        f"{decay:g}: the recommended {opt.weight_decay:g} at lr {opt.learning_rate:g}, scaled to "
+        f"your learning rate {given[0]:g}. Keras decays each weight by lr x decay a step, so "
+        "the decay keeps the timescale it was chosen for (give weight_decay to set it).")
+    return {**overrides, "optimizer.weight_decay": decay}
 
 
 def onecycle_policy(config: NetworkConfig, overrides: dict, reasons: dict) -> NetworkConfig:

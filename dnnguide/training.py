@@ -35,6 +35,7 @@ from dnnguide.fit_setup import (  # noqa: F401 - InputScaleWarning, make_callbac
     check_model_outputs, decay_over_the_cycle, finder_learning_rate, make_callbacks,
     onecycle_max_lr,
 )
+from dnnguide.data_rules import decay_at
 from dnnguide.learning_curves import learning_curves_figure, plot_learning_curves  # noqa: F401
 from dnnguide.presets import build_for_data, resolve_config
 from dnnguide.runs import (
@@ -240,7 +241,12 @@ def fit(
         if onecycle_sweep:
             config = onecycle_max_lr(config, data, seed)
         elif lr_sweep:
-            config = finder_learning_rate(config, data, seed)
+            found = finder_learning_rate(config, data, seed)
+            if found is not config and not _DECAY_KEYS & set(overrides):  # as if you gave it
+                found = replace(found, optimizer=replace(found.optimizer, weight_decay=decay_at(
+                    config.optimizer.weight_decay, config.optimizer.learning_rate,
+                    found.optimizer.learning_rate)))
+            config = found
         if isinstance(config_or_model, str) and not _DECAY_KEYS & set(overrides):
             config = decay_over_the_cycle(config)  # the rule's decay, sized at the constant LR
         if config.ensemble > 1:  # members trained one by one, pooled (dnnguide.ensemble)

@@ -417,3 +417,17 @@ def test_a_onecycle_fit_trains_with_the_cycled_decay_unless_you_give_one():
     given = dnnguide.fit("default", data, run_dir=None, epochs=1, verbose=0, seed=0,
                          schedule="onecycle", max_lr=5e-3, weight_decay=0.5)
     assert given.config.optimizer.weight_decay == 0.5
+
+
+def test_the_rules_decay_follows_a_learning_rate_you_give():
+    """Keras decays by lr x decay a step: at 50x the LR, the same decay would forget 50x faster."""
+    table = get_preset("default", data=MNIST1D).optimizer
+    rec = recommend_preset("default", data=MNIST1D, learning_rate=0.05)
+    opt = rec.config.optimizer
+    assert opt.learning_rate * opt.weight_decay == pytest.approx(
+        table.learning_rate * table.weight_decay, rel=0.05)
+    assert "scaled to your learning rate 0.05" in rec.reasons["optimizer.weight_decay"]
+    # a decay you give, with or without a learning rate, is used as is
+    both = recommend_preset("default", data=MNIST1D, learning_rate=0.05, weight_decay=0.3)
+    assert both.config.optimizer.weight_decay == 0.3
+    assert recommend_preset("default", data=MNIST1D).config.optimizer == table
