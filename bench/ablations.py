@@ -218,10 +218,9 @@ def ensemble_rows(data, seed, args):
 
     if data.task == "regression":
         raise SystemExit(f"ensemble: classification data only. Received: {data.name}")
-    geometric = _geometric_pool
-
     def pooled(members):  # members: (validation, test) predictions
-        val, test = geometric([m[0] for m in members]), geometric([m[1] for m in members])
+        val, test = _geometric_pool([m[0] for m in members]), _geometric_pool(
+            [m[1] for m in members])
         return temper(test, fit_temperature(data.y_val, val))
 
     samples = max(1, 100 // args.members)

@@ -260,6 +260,8 @@ def choose_batch_norm_momentum(profile: DataProfile, batch_size: int) -> float:
 
 #: Overrides that set the learning rate: the user's value is used as is.
 LEARNING_RATE_KEYS = frozenset({"learning_rate", "optimizer.learning_rate"})
+#: Overrides that set the weight decay: used as is, whatever the learning rate does.
+WEIGHT_DECAY_KEYS = frozenset({"weight_decay", "optimizer.weight_decay"})
 
 
 def finder_covers(optimizer: str, schedule: str) -> bool:

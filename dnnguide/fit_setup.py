@@ -168,19 +168,25 @@ def onecycle_max_lr(config: NetworkConfig, data: Dataset, seed: int) -> NetworkC
     return replace(config, schedule=replace(config.schedule, max_lr=max_lr))
 
 
-def finder_learning_rate(config: NetworkConfig, data: Dataset, seed: int) -> NetworkConfig:
+def finder_learning_rate(config: NetworkConfig, data: Dataset, seed: int, *,
+                         move_decay: bool = True) -> NetworkConfig:
     """The table's LR, or the LR finder's valley on this network and data when that is at
     least ``factor`` (2) times lower (``DATA_TABLE["learning_rate"]``: one sweep's valley varies
-    2-4x between seeds, so a smaller gap is noise).
+    2-4x between seeds, so a smaller gap is noise). ``move_decay``: the weight decay moves with
+    the LR (:func:`dnnguide.data_rules.decay_at`), as it would with that LR given; False when
+    the decay was given.
     """
-    from dnnguide.data_rules import DATA_TABLE
+    from dnnguide.data_rules import DATA_TABLE, decay_at
 
     rule = DATA_TABLE["learning_rate"][0]
     found = float(_sweep(config, data, seed, rule["rule"]).suggestion)
     if not found * rule["factor"] <= config.optimizer.learning_rate:
         return config
     valley = float(f"{found:.2g}")  # two digits: the sweep is not finer than that
-    return replace(config, optimizer=replace(config.optimizer, learning_rate=valley))
+    opt = config.optimizer
+    decay = decay_at(opt.weight_decay, opt.learning_rate, valley) if move_decay else (
+        opt.weight_decay)
+    return replace(config, optimizer=replace(opt, learning_rate=valley, weight_decay=decay))
 
 
 def decay_over_the_cycle(config: NetworkConfig) -> NetworkConfig:
@@ -192,6 +198,8 @@ def decay_over_the_cycle(config: NetworkConfig) -> NetworkConfig:
     (mnist1d: test NLL 0.661 -> 0.680 over 5 seeds). The decay is divided by the cycle's mean LR
     over the constant one; a 1cycle run with no peak yet, or no decay, is returned as is.
     """
+    from dnnguide.data_rules import decay_at
+
     schedule, opt = config.schedule, config.optimizer
     if schedule.name != "onecycle" or schedule.max_lr is None or not opt.weight_decay:
         return config
@@ -199,8 +207,8 @@ def decay_over_the_cycle(config: NetworkConfig) -> NetworkConfig:
     end = schedule.max_lr / schedule.final_div_factor
     pct = schedule.pct_start  # rise and fall take pct each, the anneal the rest (schedules.py)
     mean_lr = pct * (start + schedule.max_lr) + (1 - 2 * pct) * (start + end) / 2
-    decay = float(f"{opt.weight_decay * opt.learning_rate / mean_lr:.2g}")
-    return replace(config, optimizer=replace(opt, weight_decay=decay))
+    return replace(config, optimizer=replace(
+        opt, weight_decay=decay_at(opt.weight_decay, opt.learning_rate, mean_lr)))
 
 
 def check_model_outputs(model: keras.Model, data: Dataset) -> None:

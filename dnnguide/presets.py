@@ -25,7 +25,7 @@ from dnnguide.config import (
     ConfigError, EarlyStoppingConfig, NetworkConfig, TASKS, check_choice, check_range,
     nested_overrides,
 )
-from dnnguide.data_rules import LEARNING_RATE_KEYS, decay_at, finder_applies
+from dnnguide.data_rules import LEARNING_RATE_KEYS, WEIGHT_DECAY_KEYS, decay_at, finder_applies
 from dnnguide.guidelines import (
     DECOUPLED_DECAY_OPTIMIZERS, ONECYCLE_TABLE, Recommendation, place_dropout, recommend,
 )
@@ -135,7 +135,7 @@ def _follow_optimizer_override(config: NetworkConfig, overrides: dict, reasons: 
     name = overrides.get("optimizer", overrides.get("optimizer.name"))
     if (isinstance(name, str) and name not in DECOUPLED_DECAY_OPTIMIZERS
             and config.optimizer.weight_decay > 0
-            and not {"weight_decay", "optimizer.weight_decay"} & set(overrides)):
+            and not WEIGHT_DECAY_KEYS & set(overrides)):
         reasons["optimizer.weight_decay"] = (
             f"0: {name!r} has no decoupled weight decay, so the recommended "
             f"{config.optimizer.weight_decay:g} was dropped (use 'adamw' to keep it).")
@@ -149,7 +149,7 @@ def _decay_follows_the_learning_rate(config: NetworkConfig, overrides: dict,
     given = [overrides[k] for k in LEARNING_RATE_KEYS if k in overrides]
     opt = config.optimizer
     if (not given or not isinstance(given[0], (int, float)) or given[0] <= 0
-            or not opt.weight_decay or {"weight_decay", "optimizer.weight_decay"} & set(overrides)):
+            or not opt.weight_decay or WEIGHT_DECAY_KEYS & set(overrides)):
         return overrides
     decay = decay_at(opt.weight_decay, opt.learning_rate, given[0])
     reasons["optimizer.weight_decay"] = (

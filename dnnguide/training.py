@@ -35,7 +35,6 @@ from dnnguide.fit_setup import (  # noqa: F401 - InputScaleWarning, make_callbac
     check_model_outputs, decay_over_the_cycle, finder_learning_rate, make_callbacks,
     onecycle_max_lr,
 )
-from dnnguide.data_rules import decay_at
 from dnnguide.learning_curves import learning_curves_figure, plot_learning_curves  # noqa: F401
 from dnnguide.presets import build_for_data, resolve_config
 from dnnguide.runs import (
@@ -120,8 +119,6 @@ def environment_info() -> dict[str, Any]:
 
 #: Kept for compatibility: the checkpoint policy lives in :mod:`dnnguide.checkpoint`.
 CHECKPOINT_EVERY_S = ckpt.CHECKPOINT_EVERY_S
-#: Overrides that set the weight decay: then 1cycle leaves it as given.
-_DECAY_KEYS = frozenset({"weight_decay", "optimizer.weight_decay"})
 
 
 def fit(
@@ -238,16 +235,12 @@ def fit(
         lr_sweep = data_rules.finder_applies(config_or_model, config, overrides)
         if callbacks and (onecycle_sweep or lr_sweep):  # a sweep trains: refuse them first
             check_callbacks_before_sweep(config, data, callbacks, seed)
+        decay_given = bool(data_rules.WEIGHT_DECAY_KEYS & set(overrides))  # used as is then
         if onecycle_sweep:
             config = onecycle_max_lr(config, data, seed)
         elif lr_sweep:
-            found = finder_learning_rate(config, data, seed)
-            if found is not config and not _DECAY_KEYS & set(overrides):  # as if you gave it
-                found = replace(found, optimizer=replace(found.optimizer, weight_decay=decay_at(
-                    config.optimizer.weight_decay, config.optimizer.learning_rate,
-                    found.optimizer.learning_rate)))
-            config = found
-        if isinstance(config_or_model, str) and not _DECAY_KEYS & set(overrides):
+            config = finder_learning_rate(config, data, seed, move_decay=not decay_given)
+        if isinstance(config_or_model, str) and not decay_given:
             config = decay_over_the_cycle(config)  # the rule's decay, sized at the constant LR
         if config.ensemble > 1:  # members trained one by one, pooled (dnnguide.ensemble)
             from dnnguide.ensemble import fit_ensemble

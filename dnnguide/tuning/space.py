@@ -23,11 +23,11 @@ import keras_tuner
 from dnnguide.config import (
     OPTIMIZERS, ConfigError, NetworkConfig, OptimizerConfig, check_choice, check_range,
 )
+from dnnguide.data_rules import WEIGHT_DECAY_KEYS
 from dnnguide.guidelines import DEEP_DEPTH, SHALLOW_DEPTH
 from dnnguide.presets import get_preset, list_presets
 
 PARAM_KINDS = ("choice", "int", "float", "fixed")
-_WEIGHT_DECAY_NAMES = ("weight_decay", "optimizer.weight_decay")
 
 
 def preset_activations(preset: str) -> tuple[str, ...]:
@@ -299,7 +299,7 @@ class SearchSpace:
         conditions = []
         if param.presets is not None:
             conditions.append(("preset", list(param.presets)))
-        if name in _WEIGHT_DECAY_NAMES and "optimizer" in self._params:
+        if name in WEIGHT_DECAY_KEYS and "optimizer" in self._params:
             taking = weight_decay_optimizers()
             conditions.append(("optimizer", [o for o in self._params["optimizer"].options()
                                              if o in taking]))
