@@ -63,6 +63,12 @@ def _labels(y_true, probs) -> tuple[np.ndarray, np.ndarray]:
     return y.astype("int64"), p
 
 
+def _bin_index(confidence, n_bins: int) -> np.ndarray:
+    """Each confidence's bin: ``(lower, upper]`` over [0, 1], a confidence of 0 in the first."""
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    return np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
+
+
 def calibration_bins(y_true, probs, n_bins: int = 15):
     """Top-1 confidence vs accuracy in ``n_bins`` equal-width bins, as a pandas DataFrame.
 
@@ -76,12 +82,12 @@ def calibration_bins(y_true, probs, n_bins: int = 15):
     y, p = _labels(y_true, probs)
     confidence = p.max(axis=1)
     correct = (p.argmax(axis=1) == y).astype("float64")
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    index = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
+    index = _bin_index(confidence, n_bins)
     count = np.bincount(index, minlength=n_bins)
     with np.errstate(invalid="ignore", divide="ignore"):
         conf = np.bincount(index, confidence, n_bins) / count
         acc = np.bincount(index, correct, n_bins) / count
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
     return pd.DataFrame({"lower": edges[:-1], "upper": edges[1:], "count": count,
                          "confidence": conf, "accuracy": acc, "gap": np.abs(acc - conf)})
 
@@ -102,6 +108,60 @@ def expected_calibration_error(y_true, probs, n_bins: int = 15) -> float:
     bins = calibration_bins(y_true, probs, n_bins)
     used = bins["count"] > 0
     return float((bins["count"][used] * bins["gap"][used]).sum() / bins["count"].sum())
+
+
+def calibration_consistency(y_true, probs, n_bins: int = 15, *, draws: int = 2000,
+                            seed: int = 0) -> dict[str, float]:
+    """The ECE, and the ECE a calibrated model with the same confidences scores on as many rows.
+
+    Consistency resampling (Bröcker & Smith 2007): each row's top-1 prediction is drawn right
+    with probability its confidence, ``draws`` times, and each draw is scored as the data
+    were. The binned ECE is never 0 for a finite test set, and how far from 0 it stays depends
+    on how the confidences spread over the bins: on breast_cancer's 114 test rows a
+    calibrated model scores about 0.023, while an ECE gap between two models there is a few
+    thousandths. Returns ``ece``, ``ece_calibrated`` (the mean of the draws: the estimator's
+    floor on these rows), ``ece_calibrated_95`` (their 95th percentile) and ``p_value`` (the
+    share of draws at least as far off as the observed ECE; small: miscalibrated beyond what
+    sampling explains).
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> p1 = rng.uniform(0.5, 1.0, 500)
+        >>> probs = np.stack([1 - p1, p1], axis=1)
+        >>> y = (rng.random(500) < p1).astype(int)  # labels drawn from the probabilities
+        >>> out = calibration_consistency(y, probs)
+        >>> out["ece"] > 0.0 and out["p_value"] > 0.05
+        True
+
+    References:
+        Bröcker & Smith (2007), "Increasing the Reliability of Reliability Diagrams",
+        Weather and Forecasting 22(3).
+    """
+    check_range("n_bins", n_bins, 1, integer=True)
+    check_range("draws", draws, 1, integer=True)
+    y, p = _labels(y_true, probs)
+    confidence = p.max(axis=1)
+    ece = expected_calibration_error(y, p, n_bins)
+    return _consistency(ece, _calibrated_bin_gaps(confidence, n_bins, draws, seed), len(y))
+
+
+def _consistency(ece: float, gaps: np.ndarray, rows: int) -> dict[str, float]:
+    scores = np.abs(gaps).sum(axis=1) / rows  # each draw's ECE
+    return {"ece": ece, "ece_calibrated": float(scores.mean()),
+            "ece_calibrated_95": float(np.quantile(scores, 0.95)),
+            "p_value": float((np.sum(scores >= ece - 1e-12) + 1) / (len(scores) + 1))}
+
+
+def _calibrated_bin_gaps(confidence, n_bins: int, draws: int, seed: int) -> np.ndarray:
+    """``(draws, n_bins)``: per bin, the sum over its rows of (drawn right - confidence), each
+    row drawn right with probability its confidence (a calibrated model's test outcomes)."""
+    onehot = np.eye(n_bins)[_bin_index(confidence, n_bins)]
+    rng = np.random.default_rng(seed)
+    chunk = max(1, 2 ** 22 // len(confidence))  # (chunk, rows) stays under 4M entries
+    return np.concatenate([
+        ((rng.random((min(chunk, draws - start), len(confidence))) < confidence)
+         - confidence) @ onehot
+        for start in range(0, draws, chunk)])
 
 
 def negative_log_likelihood(y_true, probs) -> float:
@@ -327,7 +387,11 @@ def reliability_diagram(y_true, probs, path, *, n_bins: int = 15, overwrite: boo
     """Accuracy against confidence per bin (one panel per entry of a ``{name: probs}`` dict).
 
     Bars on the diagonal mean calibrated; bars below it, overconfident. The number of
-    examples of each bin is written above its bar. Returns ``path``.
+    examples of each bin is written above its bar, and a black bar spans the accuracies a
+    calibrated model would show in 90% of test sets with this bin's confidences (consistency
+    bars, Bröcker & Smith 2007): an accuracy outside it is off by more than the bin's few
+    rows explain. The title gives the ECE with :func:`calibration_consistency`'s floor and
+    p-value. Returns ``path``.
     """
     named = _as_named(probs)
     plt = pyplot()
@@ -342,15 +406,25 @@ def reliability_diagram(y_true, probs, path, *, n_bins: int = 15, overwrite: boo
                bottom=bins["accuracy"].fillna(0), width=width, align="edge", fill=False,
                hatch="//", edgecolor="tab:red", label="gap to confidence")
         ax.plot([0, 1], [0, 1], "k--", lw=1, label="calibrated")
+        gaps = _calibrated_bin_gaps(_labels(y_true, p)[1].max(axis=1), n_bins, 2000, 0)
+        used = bins["count"].to_numpy() > 0
+        low, high = (bins["confidence"].to_numpy()[used]
+                     + np.quantile(gaps[:, used], q, axis=0) / bins["count"].to_numpy()[used]
+                     for q in (0.05, 0.95))
+        ax.errorbar(bins["lower"].to_numpy()[used] + width / 2, (low + high) / 2,
+                    yerr=(high - low) / 2, fmt="none", ecolor="black", elinewidth=1.5,
+                    capsize=2, label="90% of a calibrated model")
         for row in bins[bins["count"] > 0].itertuples():
             # how many examples each bar stands on: a bar of 3 examples says little
             top = max(row.accuracy, row.confidence)
             ax.text(row.lower + width / 2, min(top + 0.02, 0.97), str(row.count),
                     ha="center", va="bottom", fontsize=7, rotation=90 if n_bins > 20 else 0)
-        ece = expected_calibration_error(y_true, p, n_bins)
+        score = _consistency(expected_calibration_error(y_true, p, n_bins), gaps, int(
+            bins["count"].sum()))
         ax.set(xlim=(0, 1), ylim=(0, 1.05), xlabel="confidence (top-1)", ylabel="accuracy",
-               title=f"{name}: ECE {ece:.3f} (n per bin above bars)")
-        ax.legend(loc="upper left")
+               title=f"{name}: ECE {score['ece']:.3f} (calibrated "
+                     f"{score['ece_calibrated']:.3f}, p={score['p_value']:.2f})")
+        ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path, overwrite=overwrite)
 

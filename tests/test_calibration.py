@@ -12,7 +12,8 @@ from scipy.stats import norm
 
 import dnnguide
 from dnnguide.calibration import (
-    calibration_bins, fit_noise_variance, fit_temperature, gaussian_nll, interval_coverage,
+    calibration_bins, calibration_consistency, expected_calibration_error, fit_noise_variance,
+    fit_temperature, gaussian_nll, interval_coverage,
     negative_log_likelihood, regression_metrics, temper,
 )
 from dnnguide.data import Dataset
@@ -261,6 +262,80 @@ def test_reliability_diagram_shows_per_bin_counts(tmp_path, monkeypatch):
     bins = calibration_bins(y, probs, 10)
     assert texts == [str(c) for c in bins["count"] if c > 0]
     assert sum(int(t) for t in texts) == 200
+
+
+def _confidences(rng, n, classes=3):
+    """Class probabilities whose top-1 confidences spread over (1/classes, 1)."""
+    return rng.dirichlet(np.ones(classes) * 0.3, n)
+
+
+def test_consistency_accepts_labels_drawn_from_the_probabilities_at_its_level():
+    # Calibrated by construction: each label is drawn from the row's own probabilities. The
+    # p-value must then be (close to) uniform, so about 5% of test sets fall under 0.05.
+    rng = np.random.default_rng(0)
+    p_values, gaps = [], []
+    for _ in range(200):
+        probs = _confidences(rng, 150)
+        y = np.array([rng.choice(3, p=row) for row in probs])
+        out = calibration_consistency(y, probs, draws=400, seed=int(rng.integers(1 << 30)))
+        p_values.append(out["p_value"])
+        gaps.append(out["ece"] - out["ece_calibrated"])
+    assert 0.01 <= np.mean(np.array(p_values) < 0.05) <= 0.10
+    assert abs(np.mean(gaps)) < 0.005  # the floor is the ECE's mean under calibration
+
+
+def test_consistency_rejects_an_overconfident_model_and_its_floor_falls_with_rows():
+    rng = np.random.default_rng(1)
+    probs = _confidences(rng, 2000)
+    y = np.array([rng.choice(3, p=row) for row in temper(probs, 2.0)])  # truth is softer
+    out = calibration_consistency(y, probs, draws=500)
+    assert out["p_value"] < 0.01
+    assert out["ece"] > out["ece_calibrated_95"] > out["ece_calibrated"]
+    assert out["ece"] == pytest.approx(expected_calibration_error(y, probs))
+    # the floor of a calibrated model shrinks as 1/sqrt(rows): 100x the rows, ~10x lower
+    small = calibration_consistency(y[:100], probs[:100], draws=500)["ece_calibrated"]
+    large = calibration_consistency(np.tile(y, 5), np.tile(probs, (5, 1)),
+                                    draws=500)["ece_calibrated"]
+    assert 5 < small / large < 20
+
+
+def test_consistency_is_reproducible_and_refuses_bad_arguments():
+    rng = np.random.default_rng(2)
+    probs = _confidences(rng, 50)
+    y = probs.argmax(axis=1)
+    assert calibration_consistency(y, probs, seed=3) == calibration_consistency(y, probs, seed=3)
+    with pytest.raises(ValueError, match="draws"):
+        calibration_consistency(y, probs, draws=0)
+    with pytest.raises(ValueError, match="n_bins"):
+        calibration_consistency(y, probs, n_bins=0)
+
+
+def test_reliability_diagram_draws_consistency_bars_around_each_bins_confidence(
+        tmp_path, monkeypatch):
+    from dnnguide import calibration
+
+    captured = []
+    monkeypatch.setattr(calibration, "save_figure",
+                        lambda fig, path, overwrite=False: captured.append(fig) or path)
+    rng = np.random.default_rng(0)
+    probs = _confidences(rng, 300)
+    y = np.array([rng.choice(3, p=row) for row in probs])
+    calibration.reliability_diagram(y, probs, tmp_path / "rel.png", n_bins=10)
+    ax = captured[0].axes[0]
+    bins = calibration_bins(y, probs, 10)
+    used = bins[bins["count"] > 0]
+    from matplotlib.collections import LineCollection
+
+    (bars,) = [c for c in ax.collections if isinstance(c, LineCollection)]
+    segments = bars.get_segments()
+    assert len(segments) == len(used)
+    for (low, high), row in zip(((s[0][1], s[1][1]) for s in segments), used.itertuples()):
+        assert low <= row.confidence <= high  # a calibrated bin's accuracy centres on it
+    widths = np.array([s[1][1] - s[0][1] for s in segments])
+    counts = used["count"].to_numpy()
+    assert widths[counts.argmax()] < widths[counts.argmin()]  # more rows, a tighter bar
+    out = calibration_consistency(y, probs, n_bins=10)
+    assert f"calibrated {out['ece_calibrated']:.3f}" in ax.get_title()
 
 
 def _noisy_blobs(seed=0):

@@ -41,6 +41,7 @@ from dnnguide.calibration import (
     accuracy,
     brier_score,
     calibration_bins,
+    calibration_consistency,
     classification_metrics,
     expected_calibration_error,
     fit_noise_variance,
@@ -62,8 +63,9 @@ from dnnguide.uncertainty.prediction import (
 
 __all__ = [
     "MCDropoutPredictor", "MCPrediction", "NoDropoutWarning", "accuracy", "brier_score",
-    "calibrate", "calibration_bins", "calibration_layer", "classification_metrics",
-    "expected_calibration_error", "fit_noise_variance", "fit_temperature", "gaussian_interval",
+    "calibrate", "calibration_bins", "calibration_consistency", "calibration_layer",
+    "classification_metrics", "expected_calibration_error", "fit_noise_variance",
+    "fit_temperature", "gaussian_interval",
     "infer_task", "mc_predict", "negative_log_likelihood", "plot_rejection_curves",
     "predictive_entropy", "rejection_curve", "reliability_diagram", "temper", "uncalibrated",
     "uncertainty_histogram",
