@@ -61,10 +61,14 @@ def _score(data, probs_or_pred) -> dict[str, float]:
         pred = np.asarray(probs_or_pred, "float64").reshape(len(data.y_test), -1)
         err = pred - np.asarray(data.y_test, "float64").reshape(len(pred), -1)
         return {"rmse": float(np.sqrt(np.mean(err ** 2)))}
-    from dnnguide.calibration import classification_metrics
+    from dnnguide.calibration import calibration_consistency, classification_metrics
 
     scores = classification_metrics(data.y_test, probs_or_pred)
-    return {k: float(scores[k]) for k in ("accuracy", "nll", "ece")}
+    # The ECE a calibrated model with these confidences scores on these rows, and how likely
+    # it is to score this run's: the ECE cells differ by less than this floor's noise.
+    consistency = calibration_consistency(data.y_test, probs_or_pred)
+    return {**{k: float(scores[k]) for k in ("accuracy", "nll", "ece")},
+            "ece_calibrated": consistency["ece_calibrated"], "ece_p": consistency["p_value"]}
 
 
 def score_or_nan(data, probs_or_pred) -> dict[str, float]:
@@ -72,7 +76,8 @@ def score_or_nan(data, probs_or_pred) -> dict[str, float]:
     normalizing such outputs would be 0/0)."""
     if np.all(np.isfinite(probs_or_pred)):
         return _score(data, probs_or_pred)
-    keys = ("rmse",) if data.task == "regression" else ("accuracy", "nll", "ece")
+    keys = (("rmse",) if data.task == "regression"
+            else ("accuracy", "nll", "ece", "ece_calibrated", "ece_p"))
     return {k: float("nan") for k in keys}
 
 
@@ -294,6 +299,24 @@ def markdown(summary) -> str:
     return "\n".join(lines)
 
 
+def consistency_markdown(frame) -> str:
+    """Per data x contender: the mean ECE, the mean ECE a calibrated model with the same
+    confidences would score on the same test rows (Bröcker & Smith's consistency resampling,
+    :func:`dnnguide.calibration.calibration_consistency`), and in how many runs the ECE is
+    beyond that model's at the 5% level (about 1 in 20 when calibrated). Empty without the
+    ``ece_calibrated`` column (rows from before it)."""
+    if "ece_calibrated" not in frame:
+        return ""
+    rows = frame.dropna(subset=["ece_calibrated"])
+    lines = ["| data | contender | ECE | a calibrated model's ECE | runs off at 5% |",
+             "|---|---|---|---|---|"]
+    for (data, contender), part in rows.groupby(["data", "contender"], sort=False):
+        lines.append(f"| {data} | {contender} | {part['ece'].mean():.4f} | "
+                     f"{part['ece_calibrated'].mean():.4f} | "
+                     f"{int((part['ece_p'] < 0.05).sum())} of {len(part)} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def wins(summary, contender: str = "default") -> tuple[int, int, list[str]]:
     """Cells (data x metric) where ``contender`` beats every rival's mean; and the losses."""
     better = {"accuracy": np.greater, "nll": np.less, "ece": np.less, "rmse": np.less}
@@ -473,6 +496,10 @@ def main(argv=None) -> int:
     summary = summarize(frame)
     summary.to_csv(out / "summary.csv", index=False)
     table = (_depth_table(frame) if args.depth_study else markdown(summary))
+    consistency = "" if args.depth_study else consistency_markdown(frame)
+    if consistency:
+        table += ("\n\nCalibration beyond sampling noise (ECE against a calibrated model's on the "
+                  "same confidences and rows):\n\n" + consistency)
     (out / "summary.md").write_text(table + "\n")
     print(table)
     if not args.depth_study:

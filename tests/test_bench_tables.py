@@ -148,6 +148,32 @@ def test_a_csv_is_loaded_with_its_target_column_and_scored_by_its_task(harness, 
     assert f"{path}:price rmse" in harness.markdown(harness.summarize(pd.DataFrame(rows)))
 
 
+def test_each_run_scores_its_ece_against_a_calibrated_models_on_the_same_rows(harness):
+    # The ECE cells differ by thousandths; each run also says what ECE a calibrated model with
+    # its confidences would score on the same test rows, and whether its own is beyond that.
+    data = _toy_classes(0)
+    # labels drawn from the probabilities: calibrated (this draw's p-value is 0.89; a calibrated
+    # model's falls under 0.05 in 5% of draws, tests/test_calibration.py)
+    rng = np.random.default_rng(1)
+    probs = rng.dirichlet(np.ones(3) * 0.3, len(data.y_test))
+    drawn = dataclasses.replace(data, y_test=np.array([rng.choice(3, p=r) for r in probs]))
+    honest = harness.score_or_nan(drawn, probs)
+    wrong = np.full_like(probs, 0.005)
+    wrong[np.arange(len(probs)), (drawn.y_test + 1) % 3] = 0.99  # sure, and always wrong
+    liar = harness.score_or_nan(drawn, wrong)
+    assert honest["ece_p"] > 0.05 and liar["ece_p"] < 0.01
+    assert liar["ece"] > 0.9 and liar["ece_calibrated"] < 0.05
+    assert honest["ece_calibrated"] == pytest.approx(honest["ece"], abs=0.06)
+    diverged = harness.score_or_nan(drawn, np.full_like(probs, np.nan))
+    assert np.isnan(diverged["ece_calibrated"]) and np.isnan(diverged["ece_p"])
+    frame = pd.DataFrame([{"data": "toy", "contender": name, "seed": 0, **scores}
+                          for name, scores in (("honest", honest), ("liar", liar))])
+    table = harness.consistency_markdown(frame)
+    assert "| toy | honest |" in table and table.count("0 of 1") == 1
+    assert table.count("1 of 1") == 1
+    assert harness.consistency_markdown(frame.drop(columns=["ece_calibrated", "ece_p"])) == ""
+
+
 def test_ablations_pair_each_variant_with_the_default_by_seed(ablations):
     # bench/ablations.py's table is the harness's pairing, base as the one rival: the gain per
     # seed (accuracy up, NLL / RMSE down) per data and metric.
