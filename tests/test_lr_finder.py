@@ -48,6 +48,25 @@ def test_sweep_restores_weights_and_optimizer_state_bitwise(trained_model, blobs
     assert int(trained_model.optimizer.iterations) == int(opt_state[0]) + 2
 
 
+def test_the_sweep_leaves_decoupled_weight_decay_out_and_the_model_keeps_it(blobs):
+    # A decay sized for the training LR removes most of each weight every step at the sweep's
+    # LRs, which hid divergence and lifted 1cycle's peak 3-4x (breast_cancer, BENCHMARKS.md).
+    x, y = blobs
+    frames = []
+    for decay in (0.0, 0.77):
+        config = NetworkConfig(depth=2, width=16, optimizer={"name": "adamw",
+                                                             "weight_decay": decay})
+        frames.append(lr_find(config, (x, y), num_steps=60, batch_size=16, verbose=0).frame)
+    assert len(frames[0]) > 20
+    pd_testing = pytest.importorskip("pandas").testing
+    pd_testing.assert_frame_equal(frames[0], frames[1])  # bitwise: no decay in either sweep
+    model = dnnguide.build_model("default", input_shape=(8,), n_outputs=3, depth=2, width=16,
+                                 optimizer="adamw", weight_decay=0.5, schedule="constant")
+    optimizer = model.optimizer
+    lr_find(model, (x, y), num_steps=30, batch_size=16, verbose=0)
+    assert model.optimizer is optimizer and optimizer.weight_decay == 0.5  # training decays
+
+
 def test_lr_grows_exponentially_and_suggestion_is_inside_the_range(blobs):
     x, y = blobs
     config = NetworkConfig(depth=2, width=16, optimizer={"name": "nesterov"})
