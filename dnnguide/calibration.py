@@ -421,9 +421,11 @@ def reliability_diagram(y_true, probs, path, *, n_bins: int = 15, overwrite: boo
                     ha="center", va="bottom", fontsize=7, rotation=90 if n_bins > 20 else 0)
         score = _consistency(expected_calibration_error(y_true, p, n_bins), gaps, int(
             bins["count"].sum()))
+        p_value = score["p_value"]
         ax.set(xlim=(0, 1), ylim=(0, 1.05), xlabel="confidence (top-1)", ylabel="accuracy",
-               title=f"{name}: ECE {score['ece']:.3f} (calibrated "
-                     f"{score['ece_calibrated']:.3f}, p={score['p_value']:.2f})")
+               title=f"{name}: ECE {score['ece']:.3f}\na calibrated model's "
+                     f"{score['ece_calibrated']:.3f}, "
+                     + ("p<0.001" if p_value < 0.001 else f"p={p_value:.3f}"))
         ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path, overwrite=overwrite)

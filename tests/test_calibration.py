@@ -335,7 +335,7 @@ def test_reliability_diagram_draws_consistency_bars_around_each_bins_confidence(
     counts = used["count"].to_numpy()
     assert widths[counts.argmax()] < widths[counts.argmin()]  # more rows, a tighter bar
     out = calibration_consistency(y, probs, n_bins=10)
-    assert f"calibrated {out['ece_calibrated']:.3f}" in ax.get_title()
+    assert f"a calibrated model's {out['ece_calibrated']:.3f}" in ax.get_title()
 
 
 def _noisy_blobs(seed=0):
