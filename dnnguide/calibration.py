@@ -419,8 +419,8 @@ def reliability_diagram(y_true, probs, path, *, n_bins: int = 15, overwrite: boo
             top = max(row.accuracy, row.confidence)
             ax.text(row.lower + width / 2, min(top + 0.02, 0.97), str(row.count),
                     ha="center", va="bottom", fontsize=7, rotation=90 if n_bins > 20 else 0)
-        score = _consistency(expected_calibration_error(y_true, p, n_bins), gaps, int(
-            bins["count"].sum()))
+        rows = int(bins["count"].sum())
+        score = _consistency(expected_calibration_error(y_true, p, n_bins), gaps, rows)
         p_value = score["p_value"]
         ax.set(xlim=(0, 1), ylim=(0, 1.05), xlabel="confidence (top-1)", ylabel="accuracy",
                title=f"{name}: ECE {score['ece']:.3f}\na calibrated model's "
