@@ -105,7 +105,11 @@ def expected_calibration_error(y_true, probs, n_bins: int = 15) -> float:
         >>> round(expected_calibration_error(y, probs), 3)  # bins: 0.9 vs 0.5, 0.6 vs 1.0
         0.4
     """
-    bins = calibration_bins(y_true, probs, n_bins)
+    return _ece_of(calibration_bins(y_true, probs, n_bins))
+
+
+def _ece_of(bins) -> float:
+    """The ECE of a :func:`calibration_bins` frame (empty bins weigh nothing)."""
     used = bins["count"] > 0
     return float((bins["count"][used] * bins["gap"][used]).sum() / bins["count"].sum())
 
@@ -125,12 +129,15 @@ def calibration_consistency(y_true, probs, n_bins: int = 15, *, draws: int = 200
     sampling explains).
 
     Example:
-        >>> rng = np.random.default_rng(0)
+        >>> rng = np.random.default_rng(2)
         >>> p1 = rng.uniform(0.5, 1.0, 500)
         >>> probs = np.stack([1 - p1, p1], axis=1)
         >>> y = (rng.random(500) < p1).astype(int)  # labels drawn from the probabilities
-        >>> out = calibration_consistency(y, probs)
-        >>> out["ece"] > 0.0 and out["p_value"] > 0.05
+        >>> out = calibration_consistency(y, probs)  # calibrated, yet its ECE is not 0
+        >>> round(out["ece"], 3), round(out["ece_calibrated"], 3), out["p_value"] > 0.05
+        (0.027, 0.04, True)
+        >>> sure = np.stack([1 - p1 ** 0.2, p1 ** 0.2], axis=1)  # the same labels, overconfident
+        >>> calibration_consistency(y, sure)["p_value"] < 0.001
         True
 
     References:
@@ -406,21 +413,21 @@ def reliability_diagram(y_true, probs, path, *, n_bins: int = 15, overwrite: boo
                bottom=bins["accuracy"].fillna(0), width=width, align="edge", fill=False,
                hatch="//", edgecolor="tab:red", label="gap to confidence")
         ax.plot([0, 1], [0, 1], "k--", lw=1, label="calibrated")
-        gaps = _calibrated_bin_gaps(_labels(y_true, p)[1].max(axis=1), n_bins, 2000, 0)
-        used = bins["count"].to_numpy() > 0
-        low, high = (bins["confidence"].to_numpy()[used]
-                     + np.quantile(gaps[:, used], q, axis=0) / bins["count"].to_numpy()[used]
+        gaps = _calibrated_bin_gaps(_class_probabilities(p).max(axis=1), n_bins, 2000, 0)
+        filled = bins[bins["count"] > 0]
+        used = filled.index.to_numpy()
+        low, high = (filled["confidence"].to_numpy()
+                     + np.quantile(gaps[:, used], q, axis=0) / filled["count"].to_numpy()
                      for q in (0.05, 0.95))
-        ax.errorbar(bins["lower"].to_numpy()[used] + width / 2, (low + high) / 2,
+        ax.errorbar(filled["lower"].to_numpy() + width / 2, (low + high) / 2,
                     yerr=(high - low) / 2, fmt="none", ecolor="black", elinewidth=1.5,
                     capsize=2, label="90% of a calibrated model")
-        for row in bins[bins["count"] > 0].itertuples():
+        for row in filled.itertuples():
             # how many examples each bar stands on: a bar of 3 examples says little
             top = max(row.accuracy, row.confidence)
             ax.text(row.lower + width / 2, min(top + 0.02, 0.97), str(row.count),
                     ha="center", va="bottom", fontsize=7, rotation=90 if n_bins > 20 else 0)
-        rows = int(bins["count"].sum())
-        score = _consistency(expected_calibration_error(y_true, p, n_bins), gaps, rows)
+        score = _consistency(_ece_of(bins), gaps, int(bins["count"].sum()))
         p_value = score["p_value"]
         ax.set(xlim=(0, 1), ylim=(0, 1.05), xlabel="confidence (top-1)", ylabel="accuracy",
                title=f"{name}: ECE {score['ece']:.3f}\na calibrated model's "
