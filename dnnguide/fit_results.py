@@ -105,7 +105,7 @@ def calibrate_run(model, config, data: Dataset, metrics: dict, path: Path | None
         return calibrate_mc(model, data, metrics, path)
     if data.task == "regression":
         return model
-    from dnnguide.calibration import reliability_diagram
+    from dnnguide.calibration_plots import reliability_diagram
     from dnnguide.uncertainty import calibrate, calibration_layer
     from dnnguide.uncertainty_report import fresh_path
 

@@ -26,11 +26,11 @@ import numpy as np
 from dnnguide.calibration import (
     accuracy,
     classification_metrics,
-    plot_rejection_curves,
     predictive_entropy,
     rejection_curve,
-    reliability_diagram,
-    uncertainty_histogram,
+)
+from dnnguide.calibration_plots import (
+    plot_rejection_curves, reliability_diagram, uncertainty_histogram,
 )
 from dnnguide.config import TASKS, check_choice, check_range
 from dnnguide.uncertainty import (
@@ -58,7 +58,7 @@ class Comparison:
         """
         from pathlib import Path
 
-        from dnnguide.calibration import plot_coverage
+        from dnnguide.calibration_plots import plot_coverage
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -239,7 +239,7 @@ def save_run_plots(y_true, predictions: dict, task: str, folder, *, model=None, 
     """
     from pathlib import Path
 
-    from dnnguide.calibration import plot_coverage
+    from dnnguide.calibration_plots import plot_coverage
 
     folder = Path(folder)
     names = {"": "plain", "mc_": f"MC dropout ({n_samples})", "cal_": "calibrated",

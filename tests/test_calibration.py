@@ -12,7 +12,7 @@ from scipy.stats import norm
 
 import dnnguide
 from dnnguide.calibration import (
-    calibration_bins, calibration_consistency, expected_calibration_error, fit_noise_variance,
+    calibration_consistency, expected_calibration_error, fit_noise_variance,
     fit_temperature, gaussian_nll, interval_coverage,
     negative_log_likelihood, regression_metrics, temper,
 )
@@ -247,23 +247,6 @@ def test_a_run_calibrates_on_validation_only_and_saves_the_calibration(tmp_path)
     assert a == b
 
 
-def test_reliability_diagram_shows_per_bin_counts(tmp_path, monkeypatch):
-    # issue 15: the diagram must say how many examples each bar stands on
-    from dnnguide import calibration
-
-    captured = []
-    monkeypatch.setattr(calibration, "save_figure",
-                        lambda fig, path, overwrite=False: captured.append(fig) or path)
-    rng = np.random.default_rng(0)
-    probs = rng.dirichlet(np.ones(3) * 0.5, 200)
-    y = rng.integers(0, 3, 200)
-    calibration.reliability_diagram(y, probs, tmp_path / "rel.png", n_bins=10)
-    texts = [t.get_text() for t in captured[0].axes[0].texts]
-    bins = calibration_bins(y, probs, 10)
-    assert texts == [str(c) for c in bins["count"] if c > 0]
-    assert sum(int(t) for t in texts) == 200
-
-
 def _confidences(rng, n, classes=3):
     """Class probabilities whose top-1 confidences spread over (1/classes, 1)."""
     return rng.dirichlet(np.ones(classes) * 0.3, n)
@@ -308,34 +291,6 @@ def test_consistency_is_reproducible_and_refuses_bad_arguments():
         calibration_consistency(y, probs, draws=0)
     with pytest.raises(ValueError, match="n_bins"):
         calibration_consistency(y, probs, n_bins=0)
-
-
-def test_reliability_diagram_draws_consistency_bars_around_each_bins_confidence(
-        tmp_path, monkeypatch):
-    from dnnguide import calibration
-
-    captured = []
-    monkeypatch.setattr(calibration, "save_figure",
-                        lambda fig, path, overwrite=False: captured.append(fig) or path)
-    rng = np.random.default_rng(0)
-    probs = _confidences(rng, 300)
-    y = np.array([rng.choice(3, p=row) for row in probs])
-    calibration.reliability_diagram(y, probs, tmp_path / "rel.png", n_bins=10)
-    ax = captured[0].axes[0]
-    bins = calibration_bins(y, probs, 10)
-    used = bins[bins["count"] > 0]
-    from matplotlib.collections import LineCollection
-
-    (bars,) = [c for c in ax.collections if isinstance(c, LineCollection)]
-    segments = bars.get_segments()
-    assert len(segments) == len(used)
-    for (low, high), row in zip(((s[0][1], s[1][1]) for s in segments), used.itertuples()):
-        assert low <= row.confidence <= high  # a calibrated bin's accuracy centres on it
-    widths = np.array([s[1][1] - s[0][1] for s in segments])
-    counts = used["count"].to_numpy()
-    assert widths[counts.argmax()] < widths[counts.argmin()]  # more rows, a tighter bar
-    out = calibration_consistency(y, probs, n_bins=10)
-    assert f"a calibrated model's {out['ece_calibrated']:.3f}" in ax.get_title()
 
 
 def _noisy_blobs(seed=0):

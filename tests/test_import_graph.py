@@ -26,7 +26,7 @@ LEVELS = {
     "presets": 2, "layers": 2, "optimizers": 2, "schedules": 2, "runs": 2, "targets": 2,
     "learning_curves": 2,
     # capabilities built on the blocks
-    "calibration": 3, "uncertainty": 3, "uncertainty_report": 3, "lr_finder": 3, "diagnostics": 3, "distribute": 3,
+    "calibration": 3, "calibration_plots": 3, "uncertainty": 3, "uncertainty_report": 3, "lr_finder": 3, "diagnostics": 3, "distribute": 3,
     "multi_worker": 3, "checkpoint": 3, "compress": 3, "auditing": 2,
     "fit_setup": 3, "fit_results": 3,
     # runners: train models (tuning runs its trials with training's callbacks)

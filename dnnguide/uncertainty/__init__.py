@@ -48,12 +48,12 @@ from dnnguide.calibration import (
     fit_temperature,
     gaussian_interval,
     negative_log_likelihood,
-    plot_rejection_curves,
     predictive_entropy,
     rejection_curve,
-    reliability_diagram,
     temper,
-    uncertainty_histogram,
+)
+from dnnguide.calibration_plots import (
+    plot_rejection_curves, reliability_diagram, uncertainty_histogram,
 )
 from dnnguide.uncertainty.calibrated import calibrate, uncalibrated
 from dnnguide.uncertainty.mc_dropout import MCDropoutPredictor, mc_predict
