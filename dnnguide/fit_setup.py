@@ -18,6 +18,7 @@ import numpy as np
 
 from dnnguide.config import NetworkConfig, check_choice
 from dnnguide.data import Dataset, DataError
+from dnnguide.schedules import onecycle_mean_lr
 
 
 class InputScaleWarning(UserWarning):
@@ -203,10 +204,8 @@ def decay_over_the_cycle(config: NetworkConfig) -> NetworkConfig:
     schedule, opt = config.schedule, config.optimizer
     if schedule.name != "onecycle" or schedule.max_lr is None or not opt.weight_decay:
         return config
-    start = schedule.max_lr / schedule.div_factor
-    end = schedule.max_lr / schedule.final_div_factor
-    pct = schedule.pct_start  # rise and fall take pct each, the anneal the rest (schedules.py)
-    mean_lr = pct * (start + schedule.max_lr) + (1 - 2 * pct) * (start + end) / 2
+    mean_lr = onecycle_mean_lr(schedule.max_lr, schedule.pct_start, schedule.div_factor,
+                               schedule.final_div_factor)
     return replace(config, optimizer=replace(
         opt, weight_decay=decay_at(opt.weight_decay, opt.learning_rate, mean_lr)))
 

@@ -89,9 +89,27 @@ def onecycle_lr(step, total_steps: int, max_lr: float, pct_start: float = 0.45,
     falls back over as many, then anneals linearly to ``max_lr / final_div_factor`` at the last
     step (``total_steps - 1``) and stays there.
     """
-    start = max_lr / div_factor
     return piecewise_linear(step, onecycle_knots(total_steps, pct_start),
-                            (start, max_lr, start, max_lr / final_div_factor))
+                            _onecycle_lr_values(max_lr, div_factor, final_div_factor))
+
+
+def _onecycle_lr_values(max_lr: float, div_factor: float, final_div_factor: float):
+    start = max_lr / div_factor
+    return start, max_lr, start, max_lr / final_div_factor
+
+
+def onecycle_mean_lr(max_lr: float, pct_start: float = 0.45, div_factor: float = 25.0,
+                     final_div_factor: float = 1e4) -> float:
+    """The mean of :func:`onecycle_lr` over its cycle: the trapezoids between its knots.
+
+    Example:
+        >>> round(onecycle_mean_lr(1.0, pct_start=0.5, div_factor=10.0), 3)
+        0.55
+    """
+    knots = onecycle_knots(2, pct_start)  # last step 1: the knots as fractions of the cycle
+    values = _onecycle_lr_values(max_lr, div_factor, final_div_factor)
+    return float(sum((k1 - k0) * (v0 + v1) / 2 for k0, k1, v0, v1
+                     in zip(knots[:-1], knots[1:], values[:-1], values[1:])))
 
 
 def onecycle_momentum(step, total_steps: int, pct_start: float = 0.45,

@@ -20,6 +20,7 @@ from dnnguide.schedules import (
     make_momentum_schedule,
     make_schedule,
     onecycle_lr,
+    onecycle_mean_lr,
     onecycle_momentum,
     piecewise_constant,
     plot_schedule,
@@ -58,6 +59,16 @@ def test_onecycle_lr_three_phases():
     expected = [start, (start + 1) / 2, 1.0, (start + 1) / 2, start, (start + final) / 2, final,
                 final]
     np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("pct_start", [0.1, 0.25, 0.45])
+def test_onecycle_mean_lr_is_the_schedules_mean_over_its_steps(pct_start):
+    # what the weight-decay rule divides by under 1cycle (fit_setup.decay_over_the_cycle)
+    steps = np.arange(100_001)
+    sampled = values(lambda s: onecycle_lr(s, len(steps), 3e-3, pct_start, 25.0, 1e4), steps)
+    assert onecycle_mean_lr(3e-3, pct_start, 25.0, 1e4) == pytest.approx(sampled.mean(), rel=1e-4)
+    # rise and fall average (start + peak) / 2 each, the anneal (start + end) / 2
+    assert onecycle_mean_lr(1.0, 0.5, 10.0, 1e4) == pytest.approx(0.55)
 
 
 def test_onecycle_momentum_moves_inversely_to_lr():
