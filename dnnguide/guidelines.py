@@ -146,7 +146,7 @@ def recommend(
         >>> from dnnguide.data_rules import DataProfile
         >>> rec = recommend(data=DataProfile(3600, 40, "classification", 10))
         >>> rec.config.width, rec.config.optimizer.weight_decay, rec.config.regularization.dropout_rate
-        (256, 0.01, 0.2)
+        (256, 0.088, 0.2)
     """
     profile = DataProfile.of(data) if data is not None else None
     if task is not None:

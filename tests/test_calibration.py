@@ -378,13 +378,3 @@ def test_significance_keeps_a_calibrated_prediction_at_temperature_one():
     assert fitted == fit_temperature(y, sharp) and 2.0 < fitted < 3.2
     with pytest.raises(dnnguide.ConfigError, match="significance.*Received"):
         fit_temperature(y, probs, significance=1.5)
-
-
-def test_docstring_examples_run():
-    # calibration_consistency's example once claimed a p-value its own draw did not give
-    import doctest
-
-    from dnnguide import calibration
-
-    result = doctest.testmod(calibration)
-    assert result.failed == 0 and result.attempted > 0

@@ -51,10 +51,3 @@ def test_reliability_diagram_draws_consistency_bars_around_each_bins_confidence(
     assert widths[counts.argmax()] < widths[counts.argmin()]  # more rows, a tighter bar
     out = calibration_consistency(y, probs, n_bins=10)
     assert f"a calibrated model's {out['ece_calibrated']:.3f}" in ax.get_title()
-
-
-def test_docstring_examples_run():
-    import doctest
-
-    result = doctest.testmod(calibration_plots)
-    assert result.failed == 0 and result.attempted > 0
