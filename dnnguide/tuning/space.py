@@ -7,7 +7,9 @@ Every name is a preset name (``preset``) or a config field that
 Example:
     >>> from dnnguide.tuning import SearchSpace, Float
     >>> space = SearchSpace.default().narrow(preset="default", depth=[2, 3])
-    >>> space = space.extend(weight_decay=Float(1e-5, 1e-2, log=True, default=1e-4))
+    >>> # decoupled decay shrinks a weight by lr x decay a step: at lr 1e-3, 1e-2 and below
+    >>> # take thousands of epochs to act on small data (dnnguide.data_rules)
+    >>> space = space.extend(weight_decay=Float(1e-2, 1.0, log=True, default=0.1))
     >>> sorted(space.params)[:3]
     ['activation', 'batch_size', 'depth']
 """
