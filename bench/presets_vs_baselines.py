@@ -120,8 +120,12 @@ def _dnnguide(contender: str, data, seed: int, epochs: int | None, depth: int | 
     history = result.history
     curve = ";".join(f"{v:.4f}" for v in history["val_accuracy"]) if (
         "val_accuracy" in history) else None
+    config = result.config  # as trained: the LR finder and the decay rules applied
     return out, {"epochs": result.metrics.get("epochs_trained"), "diverged": diverged,
-                 "width": result.config.width, "depth": result.config.depth,
+                 "width": config.width, "depth": config.depth,
+                 "learning_rate": config.optimizer.learning_rate,
+                 "weight_decay": config.optimizer.weight_decay,
+                 "max_lr": config.schedule.max_lr if config.schedule.name == "onecycle" else None,
                  "val_accuracy_curve": curve}
 
 

@@ -1,7 +1,8 @@
 """The evidence harness's verdicts (bench/presets_vs_baselines.py), on rows made up here.
 
-No training: the harness's tables are what issue 9's note quotes, so the arithmetic that turns
-per-seed rows into win / tie / loss is pinned on small frames with known answers.
+The harness's tables are what issue 9's note quotes, so the arithmetic that turns per-seed rows
+into win / tie / loss is pinned on small frames with known answers, without training; one test
+trains (two 2-epoch fits) to pin what a run's row records.
 """
 
 from __future__ import annotations
@@ -343,3 +344,28 @@ def test_crossfit_ablation_validates_every_row_once_and_pools_the_folds(ablation
     assert free != 1.0
     np.testing.assert_allclose(rows["crossfit_x4_free_t"], temper(rows["crossfit_x4_no_t"], free),
                                rtol=1e-6)
+
+
+def test_a_dnnguide_run_records_the_learning_rate_and_decay_it_trained_with(harness):
+    # The rules change both at fit time (the LR finder; the decay moves with the LR, and under
+    # 1cycle with the cycle's mean), so a row must say what its run used, not the table's.
+    import dnnguide
+    from dnnguide.data import Dataset
+    from dnnguide.schedules import onecycle_mean_lr
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((700, 6)).astype("float32")
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype("int64")
+    data = Dataset("toy", "classification", 2, x[:400], y[:400], x[400:550], y[400:550],
+                   x[550:], y[550:])  # 400 training rows: 13 steps an epoch, so a decay
+    table = dnnguide.get_preset("default", data=data).optimizer
+    row = harness.run_one("default[epochs=2]", data, seed=0)
+    assert 0 < row["learning_rate"] <= table.learning_rate and "max_lr" not in row
+    # the rule's timescale, lr x decay, is kept whatever LR the finder chose
+    assert row["weight_decay"] * row["learning_rate"] == pytest.approx(
+        table.weight_decay * table.learning_rate, rel=0.02)
+    cycle = harness.run_one("default+onecycle[epochs=2]", data, seed=0)
+    assert cycle["max_lr"] > cycle["learning_rate"]
+    mean_lr = onecycle_mean_lr(cycle["max_lr"])
+    assert cycle["weight_decay"] * mean_lr == pytest.approx(
+        table.weight_decay * table.learning_rate, rel=0.02)
