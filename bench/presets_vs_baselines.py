@@ -477,7 +477,8 @@ def _write_benchmarks_md(table: str, command: str, path: Path) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", nargs="+", default=list(DATASETS))
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--seeds", nargs="+", type=int, default=None,
+                        help="seeds to run (default 0-4); with --table-only, the rows to keep")
     parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS))
     parser.add_argument("--epochs", type=int, default=None, help="cap (default: each's own)")
     parser.add_argument("--depth-study", action="store_true",
@@ -485,7 +486,9 @@ def main(argv=None) -> int:
     parser.add_argument("--depths", nargs="+", type=int, default=[2, 5, 10, 20, 50])
     parser.add_argument("--out", default="bench/results/presets_vs_baselines")
     parser.add_argument("--resume", action="store_true", help="skip runs already in results.csv")
-    parser.add_argument("--table-only", metavar="CSV", help="tables and plot from saved rows")
+    parser.add_argument("--table-only", metavar="CSV", nargs="+",
+                        help="tables and plot from saved rows (several CSVs: a later file's row "
+                             "for the same data, contender and seed replaces an earlier one)")
     parser.add_argument("--benchmarks-md", metavar="PATH", help="rewrite the table in this file")
     args = parser.parse_args(argv)
     import pandas as pd
@@ -494,8 +497,12 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     csv = out / "results.csv"
     if args.table_only:
-        frame = pd.read_csv(args.table_only)
+        frame = (pd.concat([pd.read_csv(path) for path in args.table_only], ignore_index=True)
+                 .drop_duplicates(["data", "contender", "seed"], keep="last"))
+        if args.seeds:
+            frame = frame[frame.seed.isin(args.seeds)]
     else:
+        args.seeds = args.seeds or [0, 1, 2, 3, 4]
         frame = _run_all(args, csv)
     summary = summarize(frame)
     summary.to_csv(out / "summary.csv", index=False)

@@ -369,3 +369,19 @@ def test_a_dnnguide_run_records_the_learning_rate_and_decay_it_trained_with(harn
     mean_lr = onecycle_mean_lr(cycle["max_lr"])
     assert cycle["weight_decay"] * mean_lr == pytest.approx(
         table.weight_decay * table.learning_rate, rel=0.02)
+
+
+def test_table_only_joins_saved_rows_a_later_file_wins_and_seeds_select(harness, tmp_path):
+    # Issue 9's ten-dataset count joins rows from several runs (the rivals' from one, the
+    # default's from another); a rerun's rows replace the older ones for the same seed.
+    old = _frame([0.90, 0.91, 0.92], [0.80] * 3, [0.80] * 3).assign(time_s=1.0)
+    rerun = pd.DataFrame(_rows("digits", "default", [0.95, 0.96, 0.97], "accuracy")).assign(
+        time_s=1.0)
+    (tmp_path / "old.csv").write_text(old.to_csv(index=False))
+    (tmp_path / "rerun.csv").write_text(rerun.to_csv(index=False))
+    out = tmp_path / "out"
+    assert harness.main(["--table-only", str(tmp_path / "old.csv"), str(tmp_path / "rerun.csv"),
+                         "--seeds", "0", "1", "--out", str(out)]) == 0
+    summary = pd.read_csv(out / "summary.csv").set_index("contender")
+    assert summary.loc["default", "accuracy_mean"] == pytest.approx(0.955)  # rerun, seeds 0-1
+    assert summary.loc["sklearn_mlp", "accuracy_mean"] == pytest.approx(0.80)
