@@ -385,3 +385,21 @@ def test_table_only_joins_saved_rows_a_later_file_wins_and_seeds_select(harness,
     summary = pd.read_csv(out / "summary.csv").set_index("contender")
     assert summary.loc["default", "accuracy_mean"] == pytest.approx(0.955)  # rerun, seeds 0-1
     assert summary.loc["sklearn_mlp", "accuracy_mean"] == pytest.approx(0.80)
+
+
+def test_depth_by_validation_keeps_five_layers_only_where_validation_says_so():
+    spec = importlib.util.spec_from_file_location("depth_by_validation",
+                                                  HARNESS.parent / "depth_by_validation.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def rows(accuracy, curves):
+        return pd.DataFrame([{"data": "d", "seed": s, "accuracy": a, "nll": 1 - a, "ece": 0.0,
+                              "val_accuracy_curve": c} for s, (a, c) in
+                             enumerate(zip(accuracy, curves))])
+
+    three = rows([0.70, 0.80], ["0.5;0.7", "0.5;0.8"])
+    five = rows([0.90, 0.60], ["0.6;0.9", "0.8;0.8"])  # seed 1: a tie on validation keeps 3
+    (row,) = module.choose_by_validation(three, five).to_dict("records")
+    assert row["picked_5"] == 1
+    assert row["accuracy_minus_3"] == pytest.approx((0.20 + 0.0) / 2)
