@@ -126,6 +126,9 @@ def _dnnguide(contender: str, data, seed: int, epochs: int | None, depth: int | 
                  "learning_rate": config.optimizer.learning_rate,
                  "weight_decay": config.optimizer.weight_decay,
                  "max_lr": config.schedule.max_lr if config.schedule.name == "onecycle" else None,
+                 # the validation loss of the epoch early stopping restored (before the
+                 # temperature): what choosing between configs on validation would compare
+                 "best_val_loss": result.metrics.get("best_val_loss"),
                  "val_accuracy_curve": curve}
 
 

@@ -361,6 +361,7 @@ def test_a_dnnguide_run_records_the_learning_rate_and_decay_it_trained_with(harn
     table = dnnguide.get_preset("default", data=data).optimizer
     row = harness.run_one("default[epochs=2]", data, seed=0)
     assert 0 < row["learning_rate"] <= table.learning_rate and "max_lr" not in row
+    assert 0 < row["best_val_loss"] < np.log(2)  # better than a coin on the restored epoch
     # the rule's timescale, lr x decay, is kept whatever LR the finder chose
     assert row["weight_decay"] * row["learning_rate"] == pytest.approx(
         table.weight_decay * table.learning_rate, rel=0.02)
@@ -403,3 +404,12 @@ def test_depth_by_validation_keeps_five_layers_only_where_validation_says_so():
     (row,) = module.choose_by_validation(three, five).to_dict("records")
     assert row["picked_5"] == 1
     assert row["accuracy_minus_3"] == pytest.approx((0.20 + 0.0) / 2)
+    # on the restored epoch's validation loss (lower wins), a regression too
+    regression = [pd.DataFrame([{"data": "r", "seed": s, "rmse": r, "best_val_loss": v}
+                                for s, (r, v) in enumerate(zip(rmse, loss))])
+                  for rmse, loss in (([50.0, 60.0], [0.5, 0.6]), ([40.0, 70.0], [0.4, 0.7]))]
+    (row,) = module.choose_by_validation(*regression, on="val_loss").to_dict("records")
+    assert row["picked_5"] == 1 and row["rmse_minus_3"] == pytest.approx(-5.0)
+    assert "accuracy_minus_3" not in row
+    with pytest.raises(ValueError, match="on='test'"):
+        module.choose_by_validation(three, five, on="test")
