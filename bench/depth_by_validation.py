@@ -67,6 +67,7 @@ def main(argv=None) -> int:
     three = pd.concat([pd.read_csv(path) for path in args.three])
     three = three[(three.contender == "default") & (three.seed < args.seeds)]
     five = pd.read_csv(args.five)
+    five = five[(five.contender == "default[depth=5]") & (five.seed < args.seeds)]
     table = choose_by_validation(three, five, args.on)
     print(table.to_string(index=False, float_format="{:.4f}".format))
     return 0
