@@ -18,21 +18,23 @@ import pytest
 HARNESS = Path(__file__).resolve().parents[1] / "bench" / "presets_vs_baselines.py"
 
 
-@pytest.fixture(scope="module")
-def harness():
-    spec = importlib.util.spec_from_file_location("presets_vs_baselines", HARNESS)
+def _load_bench(name: str):
+    """A script of bench/ as a module (bench/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, HARNESS.parent / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def harness():
+    return _load_bench("presets_vs_baselines")
 
 
 @pytest.fixture(scope="module")
 def ablations(harness):
     # bench/ablations.py imports the harness by name: it is loaded first (the harness fixture).
-    spec = importlib.util.spec_from_file_location("ablations", HARNESS.parent / "ablations.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _load_bench("ablations")
 
 
 def _toy_classes(seed):
@@ -389,10 +391,7 @@ def test_table_only_joins_saved_rows_a_later_file_wins_and_seeds_select(harness,
 
 
 def test_depth_by_validation_keeps_five_layers_only_where_validation_says_so():
-    spec = importlib.util.spec_from_file_location("depth_by_validation",
-                                                  HARNESS.parent / "depth_by_validation.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _load_bench("depth_by_validation")
 
     def rows(accuracy, curves):
         return pd.DataFrame([{"data": "d", "seed": s, "accuracy": a, "nll": 1 - a, "ece": 0.0,
