@@ -22,11 +22,15 @@ from typing import Any
 import numpy as np
 
 from dnnguide.config import ConfigError
-from dnnguide.data.dataset import MIN_ROWS, DataError, _plain
+from dnnguide.data.dataset import MAX_INFERRED_CLASSES, MIN_ROWS, DataError, _plain
 
 
 class CategoricalEncodingWarning(UserWarning):
     """Text columns of a CSV were one-hot encoded (the message says how)."""
+
+
+class TaskInferenceWarning(UserWarning):
+    """An integer target was read as regression: too many distinct values for classes."""
 
 
 # A text column is "clearly categorical" when it has few distinct values, each seen several
@@ -71,9 +75,7 @@ def read_csv(path: str, target: str | None, task: str | None):
     # pandas 3 stores text as StringDtype, which NumPy's dtype checks cannot read: ask pandas.
     is_numeric = pd.api.types.is_numeric_dtype
     if task is None:
-        integral = (not is_numeric(target_column)
-                    or pd.api.types.is_integer_dtype(target_column))
-        task = "classification" if integral else "regression"
+        task = _inferred_task(target_column, target, path)
     classes = None
     if task == "regression":
         if not is_numeric(target_column):
@@ -95,6 +97,31 @@ def read_csv(path: str, target: str | None, task: str | None):
                       "unseen at training are refused at prediction.",
                       CategoricalEncodingWarning, stacklevel=3)
     return x, y, None, None, task, preprocessing
+
+
+def _inferred_task(target_column, target: str, path: str) -> str:
+    """Text or a few distinct integers are class labels; floats and many integers are amounts.
+
+    An integer column with more distinct values than :data:`MAX_INFERRED_CLASSES` (or than a
+    fifth of the rows: a class needs rows) is a count or an amount, such as a price in dollars;
+    read as classes it would ask for a class per price. The same limit as
+    :func:`dnnguide.data.dataset.infer_task` applies to arrays; that one is said in a warning.
+    """
+    import pandas as pd
+
+    if not pd.api.types.is_numeric_dtype(target_column):
+        return "classification"
+    if not pd.api.types.is_integer_dtype(target_column):
+        return "regression"
+    distinct = int(target_column.nunique())
+    limit = min(MAX_INFERRED_CLASSES, max(2, len(target_column) // 5))
+    if distinct <= limit:
+        return "classification"
+    warnings.warn(f"Target {target!r} of {path} holds whole numbers with {distinct:,} distinct "
+                  f"values (more than {limit} for class labels): read as regression. Pass "
+                  "task='classification' (CLI: --task classification) if they are classes.",
+                  TaskInferenceWarning, stacklevel=4)
+    return "regression"
 
 
 def _categorical_columns(frame, path: str) -> dict[str, list]:

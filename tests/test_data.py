@@ -17,7 +17,7 @@ from dnnguide.data import (
     load_dataset,
     validate_arrays,
 )
-from dnnguide.tables import CategoricalEncodingWarning
+from dnnguide.tables import CategoricalEncodingWarning, TaskInferenceWarning
 
 
 @pytest.mark.parametrize("name, task, n_outputs, n_features", [
@@ -66,6 +66,26 @@ def test_csv_with_named_target(tmp_path):
     assert ds.input_shape == (4,)  # a, b and two one-hot columns for `color`
     with pytest.raises(ConfigError, match=r"one of the CSV's columns \['a', 'b', 'color', 'label'\]"):
         load_dataset(str(path), target="price")
+
+
+def test_csv_integer_amount_target_is_regression(tmp_path):
+    # An integer price column (diamonds' `price`: 11,602 distinct dollars) is an amount. Read
+    # as classes it asked for a class per price and failed on the split's size.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 3))
+    frame = pd.DataFrame(x, columns=["a", "b", "c"])
+    frame["price"] = (1000 + 300 * x[:, 0] + rng.integers(0, 50, 400)).astype(int)
+    frame["grade"] = (x[:, 1] > 0).astype(int) + (x[:, 2] > 0).astype(int)  # 3 classes
+    path = tmp_path / "prices.csv"
+    frame.to_csv(path, index=False)
+    with pytest.warns(TaskInferenceWarning, match=r"'price'.*distinct values.*task='classification'"):
+        amounts = load_dataset(str(path), target="price")
+    assert amounts.task == "regression" and amounts.n_outputs == 1
+    assert amounts.y_train.dtype == np.float32 and amounts.y_train.max() > 500
+    grades = load_dataset(str(path), target="grade")  # a few integers are still classes
+    assert grades.task == "classification" and grades.n_outputs == 3
+    with pytest.raises(DataError, match="classes"):  # the user's task wins, and is checked
+        load_dataset(str(path), target="price", task="classification")
 
 
 @pytest.mark.parametrize("name", ["fashion_mnist", "cifar10"])
