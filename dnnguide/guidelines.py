@@ -301,16 +301,22 @@ def _apply_data_rules(fields: dict, reasons: dict, profile: DataProfile, *, use_
     depth, width = fields["depth"], fields["width"]
     if not width_given:
         reasons["width"] = data_rules.reason("width", n_features=profile.n_features, width=width)
-    small = data_rules.DATA_TABLE["small_data"][0]
-    if profile.n_train < small["rows"]:
+    rule = data_rules.DATA_TABLE["regularization"][0]
+    n_weights = profile.n_weights(depth, width)
+    if n_weights > profile.n_train:  # the net can memorize its rows
         reg, opt = fields["regularization"], fields["optimizer"]
+        no_dropout = False
         if use_selu:  # weight penalties, decoupled or not, shift the SELU fixed point
-            selu = data_rules.DATA_TABLE["small_data.selu"][0]
+            selu = data_rules.DATA_TABLE["regularization.selu"][0]
             rate = max(reg.dropout_rate, rate if rate is not None else selu["alpha_dropout_rate"])
             kind = reg.dropout_kind if reg.dropout_kind.endswith("alpha") else "alpha"
             what = f"AlphaDropout {rate} (weight penalties would break self-normalization)"
         else:
-            rate = max(reg.dropout_rate, rate if rate is not None else small["dropout_rate"])
+            # Regression on large data: the decay alone (dropout's noise caps the fit's precision)
+            no_dropout = (profile.task == "regression"
+                          and profile.n_train >= rule["regression_dropout_rows"])
+            wanted = 0.0 if no_dropout else rule["dropout_rate"]
+            rate = max(reg.dropout_rate, rate if rate is not None else wanted)
             kind = reg.dropout_kind
             if opt.name in DECOUPLED_DECAY_OPTIMIZERS:
                 batch_size = NetworkConfig.batch_size  # the tables' batch size
@@ -320,23 +326,25 @@ def _apply_data_rules(fields: dict, reasons: dict, profile: DataProfile, *, use_
                     fields["optimizer"] = opt
                     reasons["optimizer.weight_decay"] = data_rules.weight_decay_reason(
                         profile, batch_size, opt.learning_rate, decay)
-            what = (f"decoupled weight decay {opt.weight_decay:g} and dropout {rate}"
-                    if opt.weight_decay else f"dropout {rate}")
+            what = " and ".join(part for part in (
+                opt.weight_decay and f"decoupled weight decay {opt.weight_decay:g}",
+                rate and f"dropout {rate}") if part) or "none beyond early stopping"
         fields["regularization"] = dataclasses.replace(reg, dropout_rate=rate, dropout_kind=kind)
-        rule = "small_data.selu" if use_selu and rate == 0 else "small_data"
-        why = data_rules.reason(rule, n_train=profile.n_train, what=what,
-                                n_weights=profile.n_weights(depth, width),
-                                rows=small["rows"])
+        name = "regularization.selu" if use_selu and rate == 0 else "regularization"
+        why = data_rules.reason(name, n_train=profile.n_train, what=what, n_weights=n_weights)
+        if no_dropout and rate == 0:
+            why += " " + data_rules.reason("regularization.regression", n_train=profile.n_train,
+                                           rows=rule["regression_dropout_rows"])
         keep = reasons["regularization"] if reg.dropout_kind.startswith("mc") or reg.l1 else ""
         reasons["regularization"] = f"{keep} {why}".strip()
-        stop = fields["early_stopping"]
-        if stop.enabled:
-            batch_size = NetworkConfig.batch_size  # the tables' batch size
-            start = data_rules.choose_early_stopping_start(profile, batch_size)
-            fields["early_stopping"] = dataclasses.replace(stop, start_from_epoch=start)
-            reasons["early_stopping"] += " " + data_rules.reason(
-                "early_stopping", n_train=profile.n_train, rows=small["rows"], start=start,
-                steps=profile.steps_per_epoch(batch_size))
+    stop, small = fields["early_stopping"], data_rules.DATA_TABLE["early_stopping"][0]
+    if stop.enabled and profile.n_train < small["rows"]:
+        batch_size = NetworkConfig.batch_size  # the tables' batch size
+        start = data_rules.choose_early_stopping_start(profile, batch_size)
+        fields["early_stopping"] = dataclasses.replace(stop, start_from_epoch=start)
+        reasons["early_stopping"] += " " + data_rules.reason(
+            "early_stopping", n_train=profile.n_train, rows=small["rows"], start=start,
+            steps=profile.steps_per_epoch(batch_size))
     if profile.task == "regression" and fields["optimizer"].clipnorm is None:
         fields["optimizer"] = dataclasses.replace(
             fields["optimizer"], **data_rules.DATA_TABLE["regression"][0])

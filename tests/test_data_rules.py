@@ -109,10 +109,43 @@ def test_small_data_gets_three_hidden_layers_unless_a_depth_is_given():
     assert low.config.depth == 3 and "training rows" not in low.reasons["depth"]
 
 
-def test_large_data_is_not_regularized_beyond_the_tables():
-    cfg = recommend(data=BIG).config
+def test_regularization_follows_weights_per_row_not_a_row_count():
+    # 50,000 rows for a 512 x 5 net's 1.45M weights: it can still memorize them. The rule
+    # once stopped at 10,000 rows, and such data then lost to a plain Keras MLP.
+    rec = recommend(data=BIG)
+    assert rec.config.regularization.dropout_rate == 0.2
+    assert rec.config.optimizer.weight_decay == 0.0064  # 1 / (1e-3 x 1,563 steps x 100 epochs)
+    assert "50,000 training rows for 1,455,104 weights" in rec.reasons["regularization"]
+    assert "more weights than rows" in rec.reasons["regularization"]
+    assert rec.config.early_stopping.start_from_epoch == 0  # small validation splits only
+    # fewer weights than rows: early stopping alone, the tables as they are (sized)
+    tall = DataProfile(n_train=200_000, n_features=8, task="binary")
+    assert tall.n_weights(5, 64) == 16_960 < tall.n_train
+    cfg = recommend(data=tall).config
     assert cfg.optimizer.weight_decay == 0.0 and cfg.regularization.dropout_rate == 0.0
-    assert cfg == recommend(width=cfg.width).config  # the tables alone, sized
+    assert cfg == recommend(width=cfg.width).config
+    # the edge is the weights: one more feature than rows allow tips it
+    edge = DataProfile(n_train=16_960, n_features=8, task="binary")
+    assert recommend(data=edge).config.regularization.dropout_rate == 0.0
+    over = DataProfile(n_train=16_959, n_features=8, task="binary")
+    assert recommend(data=over).config.regularization.dropout_rate == 0.2
+
+
+def test_large_regression_gets_the_decay_without_dropout_and_says_why():
+    # dropout's noise caps a regression net's precision: from 10,000 rows the decay alone
+    prices = DataProfile(n_train=38_000, n_features=26, task="regression")
+    rec = recommend(data=prices)
+    assert rec.config.regularization.dropout_rate == 0.0
+    assert rec.config.optimizer.weight_decay == 0.0084  # 1 / (1e-3 x 1,188 steps x 100)
+    assert "decoupled weight decay 0.0084." in rec.reasons["regularization"]
+    assert "No dropout: regression on 38,000 rows" in rec.reasons["regularization"]
+    # fewer rows, or classes, keep it; a rate the user gives wins
+    assert recommend(data=DIABETES).config.regularization.dropout_rate == 0.2
+    assert recommend(data=DataProfile(38_000, 26, "classification", 5)).config.regularization \
+        .dropout_rate == 0.2
+    given = recommend(data=prices, dropout_rate=0.1)
+    assert given.config.regularization.dropout_rate == 0.1
+    assert "No dropout" not in given.reasons["regularization"]
 
 
 def test_no_data_keeps_the_tables_alone():
@@ -126,7 +159,7 @@ def test_self_normalizing_small_data_gets_neither_weight_decay_nor_alpha_dropout
     cfg = rec.config
     assert cfg.activation == "selu"
     assert cfg.regularization.dropout_rate == 0.0
-    assert DATA_TABLE["small_data.selu"][0]["alpha_dropout_rate"] == 0.0
+    assert DATA_TABLE["regularization.selu"][0]["alpha_dropout_rate"] == 0.0
     assert cfg.optimizer.weight_decay == 0.0
     assert "3,600 training rows" in rec.reasons["regularization"]
     assert "AlphaDropout 0.1 after every SELU layer made it worse" in rec.reasons["regularization"]
