@@ -20,6 +20,13 @@ stand-ins for "data the benchmark does not contain", each a CSV whose target is 
 
 The ``_8k`` sets have ~8,000 training rows: they measure the edge of the small-data depth rule.
 
+``--large`` adds five sets of 14,000-39,000 training rows, where the regularization rule was
+once switched off (it stopped at 10,000 rows): ``mnist1d_25k`` (the ``mnist1d`` generator's
+recipe with 25,000 samples instead of 5,000), ``synth_cls_30k`` (``make_classification``, 30,000
+rows, 20 features, 4 classes), ``friedman1_20k`` (20,000 rows, noise 1), ``randhie`` (all
+20,190 rows) and, when plotnine is installed, ``diamonds`` (53,940 rows; the price in dollars,
+an integer target, with three text columns one-hot encoded by ``dnnguide.load_dataset``).
+
 Usage::
 
     python bench/heldout_data.py --out heldout
@@ -82,12 +89,46 @@ def statsmodels_sets() -> dict[str, pd.DataFrame]:
     }
 
 
+def large_sets() -> dict[str, pd.DataFrame]:
+    from mnist1d.data import get_dataset_args, make_dataset
+    from sklearn import datasets
+
+    args = get_dataset_args()
+    args.num_samples = 25_000
+    signals = make_dataset(args)
+    synth = datasets.make_classification(
+        n_samples=30_000, n_features=20, n_informative=10, n_redundant=4, n_classes=4,
+        n_clusters_per_class=2, flip_y=0.03, random_state=1)
+    sets = {"mnist1d_25k": _frame(np.concatenate([signals["x"], signals["x_test"]]),
+                                  np.concatenate([signals["y"], signals["y_test"]])),
+            "synth_cls_30k": _frame(*synth),
+            "friedman1_20k": _frame(*datasets.make_friedman1(n_samples=20_000, noise=1.0,
+                                                             random_state=2))}
+    try:
+        from statsmodels.datasets import randhie
+    except ImportError:
+        print("statsmodels is not installed: randhie skipped")
+    else:
+        rand = randhie.load_pandas().data
+        sets["randhie"] = _frame(rand.drop(columns=["mdvis"]), np.log1p(rand.mdvis))
+    try:
+        from plotnine.data import diamonds
+    except ImportError:
+        print("plotnine is not installed: diamonds skipped (pip install plotnine)")
+    else:
+        sets["diamonds"] = diamonds.rename(columns={"price": "target"})
+    return sets
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("heldout"))
+    parser.add_argument("--large", action="store_true",
+                        help="only the five sets of 14,000-39,000 training rows")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    for name, frame in {**sklearn_sets(), **statsmodels_sets()}.items():
+    sets = large_sets() if args.large else {**sklearn_sets(), **statsmodels_sets()}
+    for name, frame in sets.items():
         path = args.out / f"{name}.csv"
         frame.to_csv(path, index=False)
         print(f"{path}: {len(frame)} rows x {frame.shape[1] - 1} features")
