@@ -104,8 +104,8 @@ def _inferred_task(target_column, target: str, path: str) -> str:
 
     An integer column with more distinct values than :data:`MAX_INFERRED_CLASSES` (or than a
     fifth of the rows: a class needs rows) is a count or an amount, such as a price in dollars;
-    read as classes it would ask for a class per price. The same limit as
-    :func:`dnnguide.data.dataset.infer_task` applies to arrays; that one is said in a warning.
+    read as classes it would ask for a class per price. Arrays get the same limit
+    (:func:`dnnguide.data.dataset.infer_task`); here a :class:`TaskInferenceWarning` says so.
     """
     import pandas as pd
 
