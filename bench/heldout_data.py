@@ -20,8 +20,8 @@ stand-ins for "data the benchmark does not contain", each a CSV whose target is 
 
 The ``_8k`` sets have ~8,000 training rows: they measure the edge of the small-data depth rule.
 
-``--large`` writes, instead, five sets of 14,000-39,000 training rows, where the regularization rule was
-once switched off (it stopped at 10,000 rows): ``mnist1d_25k`` (the ``mnist1d`` generator's
+``--large`` writes, instead, five sets of 14,000-39,000 training rows, where the
+regularization rule was once switched off (it stopped at 10,000 rows): ``mnist1d_25k`` (the ``mnist1d`` generator's
 recipe with 25,000 samples instead of 5,000), ``synth_cls_30k`` (``make_classification``, 30,000
 rows, 20 features, 4 classes), ``friedman1_20k`` (20,000 rows, noise 1), ``randhie`` (all
 20,190 rows) and, when plotnine is installed, ``diamonds`` (53,940 rows; the price in dollars,

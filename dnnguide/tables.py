@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from dnnguide.config import ConfigError
-from dnnguide.data.dataset import MAX_INFERRED_CLASSES, MIN_ROWS, DataError, _plain
+from dnnguide.data.dataset import MIN_ROWS, DataError, _plain, class_label_limit
 
 
 class CategoricalEncodingWarning(UserWarning):
@@ -102,10 +102,11 @@ def read_csv(path: str, target: str | None, task: str | None):
 def _inferred_task(target_column, target: str, path: str) -> str:
     """Text or a few distinct integers are class labels; floats and many integers are amounts.
 
-    An integer column with more distinct values than :data:`MAX_INFERRED_CLASSES` (or than a
-    fifth of the rows: a class needs rows) is a count or an amount, such as a price in dollars;
-    read as classes it would ask for a class per price. Arrays get the same limit
-    (:func:`dnnguide.data.dataset.infer_task`); here a :class:`TaskInferenceWarning` says so.
+    An integer column with more distinct values than
+    :func:`dnnguide.data.dataset.class_label_limit` allows (50, or a fifth of the rows) is a
+    count or an amount, such as a price in dollars; read as classes it would ask for a class per
+    price. Arrays get the same limit (:func:`dnnguide.data.dataset.infer_task`); here a
+    :class:`TaskInferenceWarning` says so.
     """
     import pandas as pd
 
@@ -114,7 +115,7 @@ def _inferred_task(target_column, target: str, path: str) -> str:
     if not pd.api.types.is_integer_dtype(target_column):
         return "regression"
     distinct = int(target_column.nunique())
-    limit = min(MAX_INFERRED_CLASSES, max(2, len(target_column) // 5))
+    limit = class_label_limit(len(target_column))
     if distinct <= limit:
         return "classification"
     warnings.warn(f"Target {target!r} of {path} holds whole numbers with {distinct:,} distinct "

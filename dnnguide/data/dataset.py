@@ -110,6 +110,15 @@ MAX_INFERRED_CLASSES = 50
 MAX_INFERRED_CLASSES_FLOAT = 10
 
 
+def class_label_limit(n_rows: int, integer: bool = True) -> int:
+    """Most distinct whole numbers a target of ``n_rows`` may hold and still be read as labels:
+    :data:`MAX_INFERRED_CLASSES` for an integer dtype (:data:`MAX_INFERRED_CLASSES_FLOAT` for
+    whole-numbered floats), and at most a fifth of the rows, since a label needs a few rows to
+    be a class."""
+    return min(MAX_INFERRED_CLASSES if integer else MAX_INFERRED_CLASSES_FLOAT,
+               max(2, n_rows // 5))
+
+
 def infer_task(y) -> tuple[str, str]:
     """The task a target array implies, and why (for the run record).
 
@@ -129,9 +138,7 @@ def infer_task(y) -> tuple[str, str]:
     values = np.unique(y)
     whole = y.dtype == bool or np.issubdtype(y.dtype, np.integer) or bool(
         np.all(np.isfinite(values)) and np.all(np.mod(values, 1) == 0))
-    limit = (MAX_INFERRED_CLASSES if y.dtype == bool or np.issubdtype(y.dtype, np.integer)
-             else MAX_INFERRED_CLASSES_FLOAT)
-    limit = min(limit, max(2, len(y) // 5))  # a label needs a few rows to be a class
+    limit = class_label_limit(len(y), y.dtype == bool or np.issubdtype(y.dtype, np.integer))
     if whole and values.size <= limit and values.min() >= 0:
         task = "binary" if values.size == 2 else "classification"
         return task, f"{values.size} distinct whole-number labels ({y.dtype}) <= {limit}"
