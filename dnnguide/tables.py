@@ -99,6 +99,11 @@ def read_csv(path: str, target: str | None, task: str | None):
     return x, y, None, None, task, preprocessing
 
 
+#: More integer labels than this, not numbered 0..K-1 or 1..K, look like an amount: a warning
+#: says how they were read.
+MANY_LABELS = 10
+
+
 def _inferred_task(target_column, target: str, path: str) -> str:
     """Text or a few distinct integers are class labels; floats and many integers are amounts.
 
@@ -117,6 +122,13 @@ def _inferred_task(target_column, target: str, path: str) -> str:
     distinct = int(target_column.nunique())
     limit = class_label_limit(len(target_column))
     if distinct <= limit:
+        low, high = int(target_column.min()), int(target_column.max())
+        if distinct > MANY_LABELS and (low not in (0, 1) or high - low + 1 != distinct):
+            # Labels are codes 0..K-1 or 1..K; 27 mileages from 12 to 44 are a quantity.
+            warnings.warn(f"Target {target!r} of {path} holds {distinct} distinct whole numbers "
+                          f"from {low} to {high}: read as {distinct} class labels. Pass "
+                          "task='regression' (CLI: --task regression) if they measure an "
+                          "amount.", TaskInferenceWarning, stacklevel=4)
         return "classification"
     warnings.warn(f"Target {target!r} of {path} holds whole numbers with {distinct:,} distinct "
                   f"values (more than {limit} for class labels): read as regression. Pass "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import pickle
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -86,6 +87,27 @@ def test_csv_integer_amount_target_is_regression(tmp_path):
     assert grades.task == "classification" and grades.n_outputs == 3
     with pytest.raises(DataError, match="classes"):  # the user's task wins, and is checked
         load_dataset(str(path), target="price", task="classification")
+
+
+def test_csv_integer_quantity_read_as_labels_says_so(tmp_path):
+    # plotnine's mpg: highway mileage, 27 whole numbers from 12 to 44 in 234 rows, is under the
+    # class-label limit; read as 27 classes it needs 327 rows. The warning, and the error,
+    # name task='regression'.
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"displ": rng.uniform(1.6, 7.0, 234)})
+    frame["hwy"] = np.resize(np.arange(12, 39), 234)
+    frame["labels"] = np.resize(np.arange(12), 234)  # codes 0..11: labels, no warning
+    path = tmp_path / "mpg.csv"
+    frame.to_csv(path, index=False)
+    with pytest.warns(TaskInferenceWarning, match=r"'hwy'.*27 distinct whole numbers from 12 "
+                      r"to 38: read as 27 class labels.*task='regression'"):
+        with pytest.raises(DataError, match=r"needs at least 327 for 27 classes.*27 distinct "
+                           r"numbers were read as class labels.*task='regression'"):
+            load_dataset(str(path), target="hwy")
+    assert load_dataset(str(path), target="hwy", task="regression").task == "regression"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TaskInferenceWarning)
+        assert load_dataset(str(path), target="labels").n_outputs == 12
 
 
 @pytest.mark.parametrize("name", ["fashion_mnist", "cifar10"])

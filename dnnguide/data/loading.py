@@ -62,6 +62,7 @@ def load_dataset(
     if task is not None:
         check_choice("task", task, TASKS)
     preprocessing: dict[str, Any] = {}
+    task_given = task
     if isinstance(name, (str, os.PathLike)) and str(name).endswith(".csv"):
         from dnnguide.tables import read_csv
 
@@ -80,9 +81,18 @@ def load_dataset(
                               f"dataset {name!r}. Received: task={task!r}. The task of a CSV file "
                               "can be chosen; a built-in dataset's cannot.")
         task, label = own_task, name
-    check_split_sizes(np.asarray(y), task, test_fraction=test_fraction, val_fraction=val_fraction,
-                      has_test=x_test is not None, source=str(name),
-                      class_names=preprocessing.get("classes"))
+    try:
+        check_split_sizes(np.asarray(y), task, test_fraction=test_fraction,
+                          val_fraction=val_fraction, has_test=x_test is not None,
+                          source=str(name), class_names=preprocessing.get("classes"))
+    except DataError as error:
+        classes = preprocessing.get("classes") or []
+        if "classes" in preprocessing and task_given is None and all(
+                isinstance(c, (int, float)) for c in classes):
+            raise DataError(f"{error} The target's {len(classes)} distinct numbers were read "
+                            "as class labels; if they measure an amount, pass "
+                            "task='regression' (CLI: --task regression).") from None
+        raise
     x = np.asarray(x, "float32")
     if flatten:
         x = x.reshape(len(x), -1)
