@@ -312,9 +312,8 @@ def _apply_data_rules(fields: dict, reasons: dict, profile: DataProfile, *, use_
             kind = reg.dropout_kind if reg.dropout_kind.endswith("alpha") else "alpha"
             what = f"AlphaDropout {rate} (weight penalties would break self-normalization)"
         else:
-            # Regression on large data: the decay alone (dropout's noise caps the fit's precision)
-            no_dropout = (profile.task == "regression"
-                          and profile.n_train >= rule["regression_dropout_rows"])
+            # Regression: the decay alone (dropout's noise caps the fit's precision)
+            no_dropout = profile.task == "regression"
             wanted = 0.0 if no_dropout else rule["dropout_rate"]
             rate = max(reg.dropout_rate, rate if rate is not None else wanted)
             kind = reg.dropout_kind
@@ -333,8 +332,7 @@ def _apply_data_rules(fields: dict, reasons: dict, profile: DataProfile, *, use_
         name = "regularization.selu" if use_selu and rate == 0 else "regularization"
         why = data_rules.reason(name, n_train=profile.n_train, what=what, n_weights=n_weights)
         if no_dropout and rate == 0:
-            why += " " + data_rules.reason("regularization.regression", n_train=profile.n_train,
-                                           rows=rule["regression_dropout_rows"])
+            why += " " + data_rules.reason("regularization.regression")
         keep = reasons["regularization"] if reg.dropout_kind.startswith("mc") or reg.l1 else ""
         reasons["regularization"] = f"{keep} {why}".strip()
     stop, small = fields["early_stopping"], data_rules.DATA_TABLE["early_stopping"][0]

@@ -131,21 +131,25 @@ def test_regularization_follows_weights_per_row_not_a_row_count():
     assert recommend(data=over).config.regularization.dropout_rate == 0.2
 
 
-def test_large_regression_gets_the_decay_without_dropout_and_says_why():
-    # dropout's noise caps a regression net's precision: from 10,000 rows the decay alone
+def test_regression_gets_the_decay_without_dropout_and_says_why():
+    # dropout's noise caps a regression net's precision: the decay alone, on any number of rows
     prices = DataProfile(n_train=38_000, n_features=26, task="regression")
     rec = recommend(data=prices)
     assert rec.config.regularization.dropout_rate == 0.0
     assert rec.config.optimizer.weight_decay == 0.0084  # 1 / (1e-3 x 1,188 steps x 100)
     assert "decoupled weight decay 0.0084." in rec.reasons["regularization"]
-    assert "No dropout: regression on 38,000 rows" in rec.reasons["regularization"]
-    # fewer rows, or classes, keep it; a rate the user gives wins
-    assert recommend(data=DIABETES).config.regularization.dropout_rate == 0.2
+    assert "No dropout: a regression target" in rec.reasons["regularization"]
+    small = recommend(data=DIABETES)
+    assert small.config.regularization.dropout_rate == 0.0
+    assert small.config.optimizer.weight_decay > 0
+    assert "No dropout: a regression target" in small.reasons["regularization"]
+    # classes keep it; a rate the user gives wins
     assert recommend(data=DataProfile(38_000, 26, "classification", 5)).config.regularization \
         .dropout_rate == 0.2
-    given = recommend(data=prices, dropout_rate=0.1)
-    assert given.config.regularization.dropout_rate == 0.1
-    assert "No dropout" not in given.reasons["regularization"]
+    for data in (prices, DIABETES):
+        given = recommend(data=data, dropout_rate=0.2)
+        assert given.config.regularization.dropout_rate == 0.2
+        assert "No dropout" not in given.reasons["regularization"]
 
 
 def test_no_data_keeps_the_tables_alone():
