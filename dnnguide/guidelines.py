@@ -295,6 +295,30 @@ def _apply_low_latency(fields: dict, reasons: dict, depth_given: bool) -> None:
         reasons[name] = table[name]
 
 
+def _apply_regression_patience(fields: dict, reasons: dict, profile: DataProfile) -> None:
+    """Patience and budget in steps (:func:`dnnguide.data_rules.choose_patience`); never less
+    than the tables'."""
+    batch_size = NetworkConfig.batch_size  # the tables' batch size
+    patience, epochs = data_rules.choose_patience(profile, batch_size)
+    stop, schedule = fields["early_stopping"], fields["schedule"]
+    epochs = max(epochs, fields.get("epochs", NetworkConfig.epochs))
+    if patience <= stop.patience:
+        return
+    fields["early_stopping"] = dataclasses.replace(stop, patience=patience)
+    scheduler = ""
+    if schedule.name == "performance":  # halve the LR after half the stopping patience
+        fields["schedule"] = dataclasses.replace(schedule, patience=patience // 2)
+        scheduler = (f", performance scheduling halves the LR after {patience // 2} epochs "
+                     "without improvement")
+    fields["epochs"] = epochs
+    steps = profile.steps_per_epoch(batch_size)
+    why = data_rules.reason("patience.regression", n_train=profile.n_train, steps=steps,
+                            patience=patience, waited=patience * steps, scheduler=scheduler,
+                            epochs=epochs, budget=epochs * steps)
+    reasons["early_stopping"] += " " + why
+    reasons["epochs"] = why
+
+
 def _apply_data_rules(fields: dict, reasons: dict, profile: DataProfile, *, use_selu: bool,
                       width_given: bool, rate: float | None) -> None:
     """Size and regularize the tables' network for the data (:mod:`dnnguide.data_rules`)."""
@@ -343,6 +367,8 @@ def _apply_data_rules(fields: dict, reasons: dict, profile: DataProfile, *, use_
         reasons["early_stopping"] += " " + data_rules.reason(
             "early_stopping", n_train=profile.n_train, rows=small["rows"], start=start,
             steps=profile.steps_per_epoch(batch_size))
+    if profile.task == "regression" and fields["early_stopping"].enabled:
+        _apply_regression_patience(fields, reasons, profile)
     if profile.task == "regression" and fields["optimizer"].clipnorm is None:
         fields["optimizer"] = dataclasses.replace(
             fields["optimizer"], **data_rules.DATA_TABLE["regression"][0])

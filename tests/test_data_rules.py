@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 import dnnguide
-from dnnguide.data_rules import DATA_TABLE, DataProfile, choose_batch_norm_momentum, choose_width
+from dnnguide.data_rules import (
+    DATA_TABLE,
+    DataProfile,
+    choose_batch_norm_momentum,
+    choose_patience,
+    choose_width,
+)
 from dnnguide.guidelines import recommend
 from dnnguide.presets import get_preset, recommend_preset
 
@@ -416,6 +422,55 @@ def test_early_stopping_restores_no_weights_from_before_its_first_counted_epoch(
     rule_off = dnnguide.fit("default", data, epochs=16, start_from_epoch=0, seed=0,
                             run_dir=None, verbose=0, **patience)
     assert len(rule_off.history) == 3  # the failure the rule prevents
+
+
+@pytest.mark.parametrize("rows, patience, epochs", [
+    (150, 50, 500),      # 5 steps an epoch: both capped
+    (720, 44, 435),      # 23 steps: ~1,000 steps of patience, ~10,000 of budget
+    (3_200, 10, 100),    # 100 steps: the tables' 10 epochs and 100 epochs
+    (38_000, 10, 100),   # never less than the tables'
+])
+def test_regression_patience_and_budget_are_counted_in_steps(rows, patience, epochs):
+    profile = DataProfile(n_train=rows, n_features=20, task="regression")
+    assert choose_patience(profile, 32) == (patience, epochs)
+    cfg = recommend(data=profile).config
+    assert cfg.early_stopping.patience == patience and cfg.epochs == epochs
+    assert cfg.schedule.name == "performance" and cfg.schedule.patience == max(5, patience // 2)
+
+
+def test_regression_patience_says_why_and_classifiers_keep_the_tables():
+    linear = DataProfile(n_train=720, n_features=20, task="regression")
+    rec = recommend(data=linear)
+    assert ("Regression on 720 training rows, 23 steps an epoch: patience counted in steps. "
+            "Early stopping waits 44 epochs (~1,012 steps") in rec.reasons["early_stopping"]
+    assert "halves the LR after 22 epochs" in rec.reasons["early_stopping"]
+    assert "the budget is 435 epochs" in rec.reasons["epochs"]
+    classes = recommend(data=replace(linear, task="classification", n_outputs=3)).config
+    assert (classes.early_stopping.patience, classes.schedule.patience, classes.epochs) == (
+        10, 5, 100)
+    # yours win; 1cycle keeps its budget and no early stopping
+    given = get_preset("default", data=linear, epochs=60, **{"early_stopping.patience": 12})
+    assert (given.epochs, given.early_stopping.patience) == (60, 12)
+    cycled = get_preset("default", data=linear, schedule="onecycle")
+    assert cycled.epochs == 30 and not cycled.early_stopping.enabled
+
+
+def test_regression_training_really_waits_the_rules_patience():
+    """The validation targets are noise, so the validation loss never improves after the first
+    counted epoch: the run stops exactly the rule's patience later, not the table's 10."""
+    from dnnguide.data import Dataset
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 4)).astype("float32")
+    y = (x @ np.array([1.0, -2.0, 0.5, 0.0])).astype("float32")
+    noise = rng.normal(size=30).astype("float32") * 10
+    data = Dataset("noise", "regression", 1, x[:200], y[:200], x[200:230], noise,
+                   x[230:], y[230:], standardized=True)
+    run = dnnguide.fit("default", data, seed=0, run_dir=None, verbose=0)
+    patience, _ = choose_patience(DataProfile(n_train=200, n_features=4, task="regression"), 32)
+    assert run.config.early_stopping.patience == patience == 50  # 7 steps an epoch: capped
+    best = run.metrics["best_epoch"]
+    assert len(run.history["val_loss"]) == best + patience
 
 
 def test_under_onecycle_the_rules_decay_keeps_its_timescale_over_the_cycle():
