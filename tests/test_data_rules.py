@@ -73,6 +73,17 @@ def test_tiny_data_gets_no_weight_decay_and_the_reason_says_why():
         .weight_decay == 0.5
 
 
+def test_tiny_regression_keeps_the_weight_decay_its_only_regularizer():
+    prices = DataProfile(221, 15, "regression")  # 7 steps an epoch; no dropout for regression
+    rec = recommend(data=prices)
+    assert rec.config.optimizer.weight_decay == 1.4  # 1 / (1e-3 x 7 steps x 100 epochs)
+    assert rec.config.regularization.dropout_rate == 0.0
+    why = rec.reasons["optimizer.weight_decay"]
+    assert why.startswith("Weight decay 1.4:")
+    assert "Kept on 221 rows (7 steps an epoch, fewer than 10): classifiers this small" in why
+    assert "decoupled weight decay 1.4" in rec.reasons["regularization"]
+
+
 @pytest.mark.parametrize("depth", [None, 20])
 def test_the_optimizer_really_decays_the_weights_over_the_rules_timescale(depth):
     """The rule assumes Keras' decoupled decay, ``w -= lr * decay * w`` a step; with zero
