@@ -108,6 +108,11 @@ def test_csv_integer_quantity_read_as_labels_says_so(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", TaskInferenceWarning)
         assert load_dataset(str(path), target="labels").n_outputs == 12
+    # a regression target too small to split gets the size error alone, no word of labels
+    frame.head(8).assign(hwy=lambda f: f.hwy * 1.5).to_csv(path, index=False)
+    with pytest.raises(DataError) as err:
+        load_dataset(str(path), target="hwy")
+    assert "has 8 rows" in str(err.value) and "class labels" not in str(err.value)
 
 
 @pytest.mark.parametrize("name", ["fashion_mnist", "cifar10"])

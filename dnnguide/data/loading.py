@@ -86,9 +86,8 @@ def load_dataset(
                           val_fraction=val_fraction, has_test=x_test is not None,
                           source=str(name), class_names=preprocessing.get("classes"))
     except DataError as error:
-        classes = preprocessing.get("classes") or []
-        if "classes" in preprocessing and task_given is None and all(
-                isinstance(c, (int, float)) for c in classes):
+        classes = preprocessing.get("classes") or []  # None for a regression target
+        if task_given is None and classes and all(isinstance(c, (int, float)) for c in classes):
             raise DataError(f"{error} The target's {len(classes)} distinct numbers were read "
                             "as class labels; if they measure an amount, pass "
                             "task='regression' (CLI: --task regression).") from None
