@@ -52,7 +52,7 @@ from typing import Any
 
 import numpy as np
 
-from dnnguide.config import TASKS, check_choice, check_range
+from dnnguide.config import TASKS, NetworkConfig, check_choice, check_range
 
 # Each row: rule -> (values, reason template). Templates are filled with the data's facts.
 DATA_TABLE: dict[str, tuple[dict[str, Any], str]] = {
@@ -269,9 +269,15 @@ def choose_weight_decay(profile: DataProfile, batch_size: int, learning_rate: fl
     """
     rule = DATA_TABLE["weight_decay"][0]
     steps = profile.steps_per_epoch(batch_size)
-    if steps < rule["min_steps"] and profile.task != "regression":
+    if _tiny_classifier(profile, steps):
         return 0.0
     return float(f"{1.0 / (learning_rate * steps * rule['timescale_epochs']):.2g}")
+
+
+def _tiny_classifier(profile: DataProfile, steps: int) -> bool:
+    """Fewer than ``min_steps`` steps an epoch, and classes: no weight decay (a regression net
+    that small keeps it, having no dropout)."""
+    return steps < DATA_TABLE["weight_decay"][0]["min_steps"] and profile.task != "regression"
 
 
 def decay_at(weight_decay: float, learning_rate: float, new_learning_rate: float) -> float:
@@ -285,13 +291,12 @@ def weight_decay_reason(profile: DataProfile, batch_size: int, learning_rate: fl
     """The weight-decay rule's reason for this data: the timescale it gives, or why none."""
     rule = DATA_TABLE["weight_decay"][0]
     steps = profile.steps_per_epoch(batch_size)
-    tiny = steps < rule["min_steps"]
-    if tiny and profile.task != "regression":
+    if _tiny_classifier(profile, steps):
         return reason("weight_decay.tiny", n_train=profile.n_train, steps=steps, **rule)
     epochs = float(f"{1.0 / (learning_rate * weight_decay * steps):.3g}")
     why = reason("weight_decay", weight_decay=weight_decay, learning_rate=learning_rate,
                  steps=steps, epochs=epochs, **rule)
-    if tiny:
+    if steps < rule["min_steps"]:  # a tiny regression net keeps it: say why
         why += " " + reason("weight_decay.regression_tiny", n_train=profile.n_train,
                             steps=steps, **rule)
     return why
@@ -322,7 +327,8 @@ def choose_patience(profile: DataProfile, batch_size: int) -> tuple[int, int]:
     rule = DATA_TABLE["patience.regression"][0]
     steps = profile.steps_per_epoch(batch_size)
     patience = min(max(math.ceil(rule["steps"] / steps), rule["min_epochs"]), rule["max_epochs"])
-    epochs = min(max(math.ceil(rule["budget_steps"] / steps), 100), rule["max_budget_epochs"])
+    epochs = min(max(math.ceil(rule["budget_steps"] / steps), NetworkConfig.epochs),
+                 rule["max_budget_epochs"])
     return patience, epochs
 
 

@@ -301,7 +301,6 @@ def _apply_regression_patience(fields: dict, reasons: dict, profile: DataProfile
     batch_size = NetworkConfig.batch_size  # the tables' batch size
     patience, epochs = data_rules.choose_patience(profile, batch_size)
     stop, schedule = fields["early_stopping"], fields["schedule"]
-    epochs = max(epochs, fields.get("epochs", NetworkConfig.epochs))
     if patience <= stop.patience:
         return
     fields["early_stopping"] = dataclasses.replace(stop, patience=patience)
