@@ -412,3 +412,28 @@ def test_depth_by_validation_keeps_five_layers_only_where_validation_says_so():
     assert "accuracy_minus_3" not in row
     with pytest.raises(ValueError, match="on='test'"):
         module.choose_by_validation(three, five, on="test")
+
+
+def test_noise_estimates_tell_a_smooth_target_from_noise_and_read_the_nets_validation(tmp_path):
+    noise = _load_bench("noise_estimates")
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, size=(600, 3))
+    smooth = np.sin(3 * x[:, 0]) + x[:, 1] ** 2
+    noisy = smooth + rng.normal(scale=smooth.std(), size=600)  # half the variance is noise
+    assert noise.delta_noise_fraction(x, smooth) < 0.05
+    assert 0.35 < noise.delta_noise_fraction(x, noisy) < 0.75
+    assert noise.estimates(x, smooth)["r2_gbdt"] > 0.9
+    assert noise.estimates(x, noisy)["r2_gbdt"] < 0.6
+
+    csv = tmp_path / "toy.csv"
+    frame = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "target": noisy})
+    frame.to_csv(csv, index=False)
+    rows = tmp_path / "rows.csv"
+    pd.DataFrame({"data": ["toy"] * 3, "contender": ["default", "default", "sklearn_mlp"],
+                  "seed": [0, 1, 0], "best_val_loss": [0.4, 0.6, 0.1]}).to_csv(rows, index=False)
+    out = tmp_path / "table.csv"
+    assert noise.main(["--data", str(csv), "--rows", str(rows), "--out", str(out)]) == 0
+    table = pd.read_csv(out)
+    assert table.loc[0, "data"] == "toy" and table.loc[0, "rows"] < 600  # the training split
+    assert table.loc[0, "val_r2"] == pytest.approx(0.5)  # the default's two seeds, not the MLP's
+    assert table.loc[0, "val_r2_seeds"] == 2
