@@ -40,7 +40,7 @@ import numpy as np
 
 from dnnguide.config import ConfigError, NetworkConfig
 from dnnguide.data import DataError, Dataset
-from dnnguide.fit_results import calibrate_run, mark_status
+from dnnguide.fit_results import add_r2, calibrate_run, mark_status
 from dnnguide.layers import EnsemblePool, EnsembleRouter, EnsembleSelect
 from dnnguide.presets import build_for_data
 from dnnguide.runs import (
@@ -223,6 +223,7 @@ def _record(config, data, path, info, members, elapsed) -> RunResult:
     test = pooled.evaluate(data.x_test, data.y_test, batch_size=max(config.batch_size, 256),
                            verbose=0, return_dict=True)
     metrics = {f"test_{k}": float(v) for k, v in test.items()}
+    add_r2(metrics, data)
     metrics["ensemble"] = len(members)
     metrics["epochs_trained"] = int(sum(m.metrics.get("epochs_trained", 0) for m in members))
     metrics["train_time_s"] = round(elapsed, 3)

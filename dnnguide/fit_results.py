@@ -69,10 +69,29 @@ def final_metrics(model, data: Dataset, history, batch_size, evaluate=None,
         for column in history.columns:
             if column.startswith("val_"):
                 metrics[f"best_{column}"] = float(history[column].iloc[best])
+    add_r2(metrics, data)
     if not np.isfinite(metrics.get("test_loss", 0.0)):
         warnings.warn("Training diverged (non-finite test loss): lower the learning rate or "
                       "clip gradients (clipnorm=1.0).", RuntimeWarning, stacklevel=3)
     return metrics
+
+
+def add_r2(metrics: dict, data: Dataset) -> None:
+    """``test_r2`` (and ``best_val_r2``) from a regression run's RMSE: the share of the split's
+    target variance the model explains, 1 - MSE / variance (scikit-learn's ``r2_score``; with
+    several outputs its ``"variance_weighted"`` form, total squared error over total variance).
+
+    RMSE alone does not say whether 58 is good on diabetes (target std 77: R² ~0.4); R² does,
+    in any units. Nothing is added for classes, or where the split's target is constant.
+    """
+    if data.task != "regression":
+        return
+    for key, y in (("test", data.y_test), ("best_val", data.y_val)):
+        rmse = metrics.get(f"{key}_rmse")
+        y = np.asarray(y, dtype=float).reshape(len(y), -1)
+        variance = float(y.var(axis=0).mean()) if len(y) > 1 else 0.0
+        if rmse is not None and variance > 0:
+            metrics[f"{key}_r2"] = float(1.0 - rmse ** 2 / variance)
 
 
 #: MC samples a run fits its calibration with and scores: mc_predict's default, so the run's

@@ -242,6 +242,10 @@ def test_regression_ensemble_gives_intervals_in_target_units():
     assert 40 < metrics["test_cal_mc_rmse"] < 120  # diabetes targets: 25-346, std ~77
     assert 0.5 < metrics["test_cal_mc_coverage_90"] <= 1.0
     assert metrics["mc_noise_std"] > 10
+    # the pooled net's R², from its own test RMSE (a 3-epoch net explains little of it)
+    y_test = np.asarray(result.data.y_test, dtype=float)
+    assert metrics["test_r2"] == pytest.approx(1 - metrics["test_rmse"] ** 2 / y_test.var())
+    assert -1.0 < metrics["test_r2"] < 0.8
 
 
 def test_ensembles_saved_before_routing_still_sample_the_mixture(blobs, tmp_path):

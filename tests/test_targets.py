@@ -6,7 +6,10 @@ import keras
 import numpy as np
 import pytest
 
+from sklearn.metrics import r2_score
+
 import dnnguide
+from dnnguide.fit_results import add_r2
 from dnnguide.targets import StandardizedMSE, TargetScale, target_statistics
 
 
@@ -45,9 +48,30 @@ def test_regression_predictions_and_metrics_come_back_in_original_units(prices, 
     assert rmse < 0.5 * y.std()  # it learned the target
     assert result.metrics["test_rmse"] == pytest.approx(rmse, rel=1e-3)  # metrics in units too
     assert result.metrics["test_loss"] < 1.0  # the loss stays on the standardized scale
+    # R², scikit-learn's, of what the model predicts; the validation split's at the best epoch
+    assert result.metrics["test_r2"] == pytest.approx(r2_score(result.data.y_test, prediction),
+                                                      abs=1e-3)
+    assert 0.5 < result.metrics["best_val_r2"] <= 1.0
     reloaded = keras.saving.load_model(result.run_dir / "model.keras")
     np.testing.assert_array_equal(reloaded.predict(result.data.x_test, verbose=0).ravel(),
                                   prediction)
+
+
+def test_r2_of_several_outputs_is_scikit_learns_variance_weighted_and_classes_get_none():
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=(50, 2)) * [1.0, 10.0]
+    prediction = y + rng.normal(size=(50, 2))
+    rmse = float(np.sqrt(np.mean((prediction - y) ** 2)))
+    data = dnnguide.Dataset("toy", "regression", 2, y[:, :1], y, y, y, y, y)
+    metrics = {"test_rmse": rmse, "best_val_rmse": rmse}
+    add_r2(metrics, data)
+    expected = r2_score(y, prediction, multioutput="variance_weighted")
+    assert metrics["test_r2"] == pytest.approx(expected) == metrics["best_val_r2"]
+    classes = dnnguide.Dataset("toy", "classification", 2, y, y[:, 0] > 0, y, y[:, 0] > 0, y,
+                               y[:, 0] > 0)
+    metrics = {"test_rmse": rmse}
+    add_r2(metrics, classes)
+    assert "test_r2" not in metrics
 
 
 def test_standardize_target_false_trains_on_raw_targets(prices):
