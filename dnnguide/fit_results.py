@@ -88,9 +88,10 @@ def add_r2(metrics: dict, data: Dataset) -> None:
         return
     for key, y in (("test", data.y_test), ("best_val", data.y_val)):
         rmse = metrics.get(f"{key}_rmse")
-        y = np.asarray(y, dtype=float).reshape(len(y), -1)
-        variance = float(y.var(axis=0).mean()) if len(y) > 1 else 0.0
-        if rmse is not None and variance > 0:
+        if rmse is None or len(y) < 2:  # no such split (a run without validation rows)
+            continue
+        variance = float(np.asarray(y, dtype=float).reshape(len(y), -1).var(axis=0).mean())
+        if variance > 0:
             metrics[f"{key}_r2"] = float(1.0 - rmse ** 2 / variance)
 
 

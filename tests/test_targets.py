@@ -67,6 +67,10 @@ def test_r2_of_several_outputs_is_scikit_learns_variance_weighted_and_classes_ge
     add_r2(metrics, data)
     expected = r2_score(y, prediction, multioutput="variance_weighted")
     assert metrics["test_r2"] == pytest.approx(expected) == metrics["best_val_r2"]
+    no_validation = dnnguide.Dataset("toy", "regression", 2, y, y, y[:0], y[:0], y, y)
+    metrics = {"test_rmse": rmse}
+    add_r2(metrics, no_validation)
+    assert "best_val_r2" not in metrics and metrics["test_r2"] == pytest.approx(expected)
     classes = dnnguide.Dataset("toy", "classification", 2, y, y[:, 0] > 0, y, y[:, 0] > 0, y,
                                y[:, 0] > 0)
     metrics = {"test_rmse": rmse}
