@@ -68,7 +68,9 @@ def test_mc_layers_serialize_and_reload_deterministic(cls, tmp_path):
     y = np.arange(64) % 3
     first = loaded.predict(x, verbose=0)
     np.testing.assert_array_equal(first, loaded.predict(x, verbose=0))
-    np.testing.assert_array_equal(first, loaded(x))
+    # an eager call runs other matmul kernels than predict's graph: equal to float32 rounding
+    # (CI once saw 1 ulp, 1.2e-7, under load); a dropout mask would change whole units
+    np.testing.assert_allclose(first, loaded(x), rtol=1e-6, atol=1e-7)
     assert loaded.evaluate(x, y, verbose=0) == loaded.evaluate(x, y, verbose=0)
     # ... and equals the weight-scaled (standard dropout) prediction
     np.testing.assert_allclose(first, to_standard_dropout(loaded).predict(x, verbose=0),
