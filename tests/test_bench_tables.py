@@ -422,8 +422,6 @@ def test_noise_estimates_tell_a_smooth_target_from_noise_and_read_the_nets_valid
     noisy = smooth + rng.normal(scale=smooth.std(), size=600)  # half the variance is noise
     assert noise.delta_noise_fraction(x, smooth) < 0.05
     assert 0.35 < noise.delta_noise_fraction(x, noisy) < 0.75
-    assert noise.estimates(x, smooth)["r2_gbdt"] > 0.9
-    assert noise.estimates(x, noisy)["r2_gbdt"] < 0.6
 
     csv = tmp_path / "toy.csv"
     frame = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "target": noisy})
@@ -435,5 +433,6 @@ def test_noise_estimates_tell_a_smooth_target_from_noise_and_read_the_nets_valid
     assert noise.main(["--data", str(csv), "--rows", str(rows), "--out", str(out)]) == 0
     table = pd.read_csv(out)
     assert table.loc[0, "data"] == "toy" and table.loc[0, "rows"] < 600  # the training split
+    assert 0.2 < table.loc[0, "r2_gbdt"] < 0.6 and 0.2 < table.loc[0, "r2_ridge"] < 0.6
     assert table.loc[0, "val_r2"] == pytest.approx(0.5)  # the default's two seeds, not the MLP's
     assert table.loc[0, "val_r2_seeds"] == 2
