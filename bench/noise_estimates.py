@@ -20,10 +20,14 @@ could afford:
 from __future__ import annotations
 
 import argparse
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the harness's loader, by name
 
 
 def delta_noise_fraction(x, y) -> float:
@@ -63,7 +67,8 @@ def estimates(x, y) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", nargs="+", required=True,
-                        help="dataset names or CSVs (a CSV's target column is 'target')")
+                        help="dataset names or CSVs, as the harness takes them (path.csv "
+                             "or path.csv:column; the column 'target' by default)")
     parser.add_argument("--rows", nargs="*", default=[],
                         help="harness CSVs whose rows give the net's validation R²")
     parser.add_argument("--contender", default="^default$",
@@ -73,15 +78,14 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None, help="write the table as CSV here")
     args = parser.parse_args(argv)
 
-    import dnnguide
+    from presets_vs_baselines import load
 
     saved = pd.concat([pd.read_csv(f) for f in args.rows]) if args.rows else None
     table = []
     for name in args.data:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            data = (dnnguide.load_dataset(name, target="target", seed=args.seed)
-                    if name.endswith(".csv") else dnnguide.load_dataset(name, seed=args.seed))
+            data = load(name, args.seed)
         row = {"data": data.name, **estimates(data.x_train, data.y_train)}
         if saved is not None and "best_val_loss" in saved:
             mine = saved[(saved.data == data.name)
