@@ -7,6 +7,7 @@
     python bench/ablations.py mc_pooling --data digits breast_cancer --seeds 0 ... 19
     python bench/ablations.py ensemble --data digits breast_cancer --seeds 0 ... 9
     python bench/ablations.py crossfit --data breast_cancer diabetes digits --seeds 0 1 2 3 4
+    python bench/ablations.py cv_dropout --data diabetes --seeds 0 ... 9 --rates 0.2
 
 - ``ema``: validate, keep and predict with an exponential moving average of the weights
   (Polyak averaging) over ``--horizons`` epochs of steps (1 and 3) instead of the raw weights;
@@ -38,6 +39,9 @@
   (``crossfit_x5``), freely (``_free_t``) or not at all (``_no_t``). On small data one
   validation split of a few dozen rows decides early stopping and the temperature; here every
   row validates one net. Any task. (Not adopted: as good as the same-split ensemble, no better.)
+- ``cv_dropout`` (adopted for regression under 1,000 training rows: ``dnnguide.cross_fit``):
+  the cross-fitted nets without dropout and with each of ``--rates``, and the candidate whose
+  out-of-fold predictions score best (RMSE; NLL after the out-of-fold temperature for classes).
 
 The risk-sensitive fits here are one net each (``ensemble=1``): ``mc_rate``, ``mc_pooling`` and
 ``ensemble`` measure that net, as they did before the preset became an ensemble.
@@ -240,47 +244,84 @@ def ensemble_rows(data, seed, args):
     yield f"risk_sensitive_mc_x{args.members}", pooled(mc)
 
 
-def crossfit_rows(data, seed, args):
-    """K nets of the default preset, each validated on its own fold of train + validation
-    (stratified for classes): every row trains K - 1 nets and validates one, so early stopping
-    and the temperature see every row instead of one small validation split. Pooled as the
-    ensemble is (geometric mean of the probabilities, the mean for regression); the temperature is
-    fitted on the out-of-fold predictions."""
+def _crossfit(data, seed, members, **overrides):
+    """``members`` nets of the default preset (with ``overrides``) on the folds of train +
+    validation (stratified for classes), each early-stopped on its own fold. Returns the
+    targets of train + validation, every row's out-of-fold prediction (class probabilities for
+    classes) and the nets' test predictions pooled as the ensemble pools them (the geometric
+    mean of the probabilities, the mean for regression)."""
     import numpy as np
     from sklearn.model_selection import KFold, StratifiedKFold
 
-    from dnnguide.calibration import _class_probabilities, fit_temperature, temper
+    from dnnguide.calibration import _class_probabilities
     from dnnguide.uncertainty import uncalibrated
 
-    yield "base", _predict(_fit("default", data, seed).model, data)
     x = np.concatenate([data.x_train, data.x_val])
     y = np.concatenate([data.y_train, data.y_val])
     classes = data.task != "regression"
-    folds = (StratifiedKFold if classes else KFold)(args.members, shuffle=True,
-                                                    random_state=seed)
+    folds = (StratifiedKFold if classes else KFold)(members, shuffle=True, random_state=seed)
     oof, tests = None, []
     for k, (train, val) in enumerate(folds.split(x, y if classes else None)):
         fold = dataclasses.replace(data, x_train=x[train], y_train=y[train], x_val=x[val],
                                    y_val=y[val])
-        net = uncalibrated(_fit("default", fold, seed + 1000 * k).model)
+        net = uncalibrated(_fit("default", fold, seed + 1000 * k, **overrides).model)
         out_val = net.predict(x[val], batch_size=1024, verbose=0)
         if oof is None:
             oof = np.zeros((len(x),) + out_val.shape[1:], out_val.dtype)
         oof[val] = out_val
         tests.append(_predict(net, data))
     if not classes:
-        yield f"crossfit_x{args.members}", np.mean(tests, axis=0)
+        return y, oof, np.mean(tests, axis=0)
+    return y, _class_probabilities(oof), _geometric_pool(tests)
+
+
+def crossfit_rows(data, seed, args):
+    """K nets of the default preset, each validated on its own fold of train + validation
+    (stratified for classes): every row trains K - 1 nets and validates one, so early stopping
+    and the temperature see every row instead of one small validation split. Pooled as the
+    ensemble is (geometric mean of the probabilities, the mean for regression); the temperature is
+    fitted on the out-of-fold predictions."""
+    from dnnguide.calibration import fit_temperature, temper
+
+    yield "base", _predict(_fit("default", data, seed).model, data)
+    y, oof, pooled = _crossfit(data, seed, args.members)
+    if data.task == "regression":
+        yield f"crossfit_x{args.members}", pooled
         return
-    pooled = _geometric_pool(tests)
-    oof = _class_probabilities(oof)
     yield f"crossfit_x{args.members}", temper(pooled, fit_temperature(y, oof, significance=0.05))
     yield f"crossfit_x{args.members}_free_t", temper(pooled, fit_temperature(y, oof))
     yield f"crossfit_x{args.members}_no_t", pooled
 
 
+def cv_dropout_rows(data, seed, args):
+    """The cross-fitted nets (:func:`_crossfit`) without dropout and with each of ``--rates``;
+    ``cv_dropout`` is the candidate whose out-of-fold predictions score best (RMSE, or NLL after
+    the out-of-fold temperature): regularization chosen "if needed" by every row of train +
+    validation instead of one small validation split."""
+    import numpy as np
+
+    from dnnguide.calibration import fit_temperature, negative_log_likelihood, temper
+
+    yield "base", _predict(_fit("default", data, seed).model, data)
+    scored = {}
+    for rate in [0.0, *args.rates]:
+        y, oof, pooled = _crossfit(data, seed, args.members, dropout_rate=rate)
+        if data.task == "regression":
+            score = float(np.sqrt(np.mean((oof.reshape(len(y), -1) - y.reshape(len(y), -1)) ** 2)))
+        else:
+            t = fit_temperature(y, oof, significance=0.05)
+            score, pooled = negative_log_likelihood(y, temper(oof, t)), temper(pooled, t)
+        scored[rate] = score, pooled
+        print(f"{data.name} seed {seed}: dropout {rate:g}, out-of-fold score {score:.4g}",
+              file=sys.stderr, flush=True)
+        yield f"crossfit_x{args.members}_dropout_{rate:g}", pooled
+    yield "cv_dropout", scored[min(scored, key=lambda rate: scored[rate][0])][1]
+
+
 ABLATIONS = {"ema": ema_rows, "refit": refit_rows, "mc_rate": mc_rate_rows,
              "onecycle_peak": onecycle_peak_rows, "mc_pooling": mc_pooling_rows,
-             "ensemble": ensemble_rows, "crossfit": crossfit_rows}
+             "ensemble": ensemble_rows, "crossfit": crossfit_rows,
+             "cv_dropout": cv_dropout_rows}
 
 
 def write_rows(csv, rows):

@@ -208,8 +208,9 @@ def _member(config, data, path, k, *, seed, callbacks, verbose, diagnose, strate
         return _train(model, one, data, member_path, **train)
 
 
-def _record(config, data, path, info, members, elapsed) -> RunResult:
-    """Pool the members, score and calibrate the pooled model, and write the run's files."""
+def _record(config, data, path, info, members, elapsed, *, extra=None) -> RunResult:
+    """Pool the members, score and calibrate the pooled model, and write the run's files
+    (``extra``: metrics to record beside the pooled model's, such as a cross-fit's)."""
     from dnnguide.optimizers import optimizer_from_config
     from dnnguide.presets import _head
 
@@ -231,6 +232,7 @@ def _record(config, data, path, info, members, elapsed) -> RunResult:
     for key in sorted(test):  # how much pooling added over one net
         values = [m.metrics.get(f"test_{key}", np.nan) for m in members]
         metrics[f"member_mean_test_{key}"] = float(np.mean(values))
+    metrics.update(extra or {})
     diverged = not np.isfinite(metrics["test_loss"])
     if not diverged:  # fitted on the validation split only
         pooled = calibrate_run(pooled, config, data, metrics, path)

@@ -195,6 +195,9 @@ COMMON_TABLE: dict[str, str] = {
     "ensemble": "One net. ensemble=K trains K nets from different seeds and pools them "
     "(Lakshminarayanan et al. 2017): better NLL on most data, K times the training; the "
     "risk-sensitive preset pays for it.",
+    "cross_fit": "One net on one split. cross_fit=K trains one net on each of K folds of "
+    "train + validation, each early-stopped on its own fold, and pools them; the data rules "
+    "choose it for regression on fewer than 1,000 training rows.",
     "calibration": "Temperature scaling on the validation split after training: a net trained "
     "until its validation loss stops falling is often overconfident, and one fitted "
     "temperature fixes that without changing any prediction's class (Guo et al. 2017). It "

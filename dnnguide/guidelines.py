@@ -318,10 +318,35 @@ def _apply_regression_patience(fields: dict, reasons: dict, profile: DataProfile
     reasons["epochs"] = why
 
 
+def _apply_regression_cross_fit(fields: dict, reasons: dict, profile: DataProfile, *,
+                                rate_given: bool) -> None:
+    """Small regression data: nets cross-fitted on the folds of train + validation, with and
+    without dropout, the better out of fold kept (``DATA_TABLE["cross_fit.regression"]``).
+    Not for a SELU net, an ensemble, MC dropout or a compressed net; a dropout rate you give
+    is the only one tried."""
+    rule = data_rules.DATA_TABLE["cross_fit.regression"][0]
+    reg = fields["regularization"]
+    if (profile.n_train >= rule["rows"] or fields["activation"] == "selu"
+            or fields.get("ensemble", 1) > 1 or reg.dropout_kind.startswith("mc")
+            or fields.get("pruning_sparsity", 0.0) > 0 or fields.get("fold_batch_norm")
+            or fields.get("precision", "float32") != "float32"):
+        return
+    choices = () if rate_given else tuple(rule["dropout_rates"])
+    fields["cross_fit"] = rule["folds"]
+    fields["regularization"] = dataclasses.replace(reg, dropout_choices=choices)
+    rates = " and ".join(f"{rate:g}" for rate in choices)
+    what = (f"once for each dropout rate ({rates}); the rate whose {rule['folds']} nets' "
+            "out-of-fold predictions explain more of the target (R²) is kept"
+            if choices else f"all with dropout {reg.dropout_rate:g}")
+    reasons["cross_fit"] = data_rules.reason(
+        "cross_fit.regression", n_train=profile.n_train, choices=what,
+        nets=rule["folds"] * max(len(choices), 1))
+
+
 def _apply_data_rules(fields: dict, reasons: dict, profile: DataProfile, *, use_selu: bool,
                       width_given: bool, rate: float | None) -> None:
     """Size and regularize the tables' network for the data (:mod:`dnnguide.data_rules`)."""
-    depth, width = fields["depth"], fields["width"]
+    depth, width, rate_given = fields["depth"], fields["width"], rate is not None
     if not width_given:
         reasons["width"] = data_rules.reason("width", n_features=profile.n_features, width=width)
     rule = data_rules.DATA_TABLE["regularization"][0]
@@ -368,6 +393,8 @@ def _apply_data_rules(fields: dict, reasons: dict, profile: DataProfile, *, use_
             steps=profile.steps_per_epoch(batch_size))
     if profile.task == "regression" and fields["early_stopping"].enabled:
         _apply_regression_patience(fields, reasons, profile)
+    if profile.task == "regression":
+        _apply_regression_cross_fit(fields, reasons, profile, rate_given=rate_given)
     if profile.task == "regression" and fields["optimizer"].clipnorm is None:
         fields["optimizer"] = dataclasses.replace(
             fields["optimizer"], **data_rules.DATA_TABLE["regression"][0])

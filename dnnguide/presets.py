@@ -121,14 +121,45 @@ def recommend_preset(name: str, data=None, **overrides) -> Recommendation:
     reasons = dict(rec.reasons)
     for key in overrides:
         reasons[key] = f"Set by you (override {key}={overrides[key]!r})."
-    config = nested_overrides(rec.config,
-                              **_follow_optimizer_override(rec.config, overrides, reasons))
+    config = _cross_fit_follows_overrides(rec.config, overrides, reasons)
+    config = nested_overrides(config, **_follow_optimizer_override(config, overrides, reasons))
     config = onecycle_policy(config, overrides, reasons)
     if not finder_applies(name, config, overrides):  # the user's LR or optimizer, or 1cycle
         reasons.pop("optimizer.learning_rate", None)
     if not {"dropout_layers", "regularization.dropout_layers", "regularization"} & set(overrides):
         config = place_dropout(config, reasons)  # an override may have added batch norm
     return Recommendation(config, reasons, {"preset": name, **rec.situation})
+
+
+#: Overrides that ask for something a cross-fit does not train (an ensemble, MC dropout, a
+#: compressed net), with the values that do: the data rule's cross-fit steps aside for them.
+_CROSS_FIT_CONFLICTS = {"ensemble": 1, "pruning_sparsity": 0.0, "fold_batch_norm": False,
+                        "precision": "float32"}
+_DROPOUT_RATE_KEYS = frozenset({"dropout_rate", "regularization.dropout_rate"})
+
+
+def _cross_fit_follows_overrides(config: NetworkConfig, overrides: dict,
+                                 reasons: dict) -> NetworkConfig:
+    """The cross-fit the data rules chose (``DATA_TABLE["cross_fit.regression"]``) yields to
+    the user: a dropout rate you give is the only one tried, ``cross_fit=1`` trains one net,
+    and an ensemble, MC dropout or a compressed net is trained as asked, without cross-fitting.
+    """
+    if config.cross_fit == 1 or "regularization" in overrides:
+        return config
+    reg = config.regularization
+    kind = overrides.get("dropout_kind", overrides.get("regularization.dropout_kind", ""))
+    asked = [f"{key}={overrides[key]!r}" for key, fine in _CROSS_FIT_CONFLICTS.items()
+             if key in overrides and overrides[key] != fine]
+    asked += [f"dropout_kind={kind!r}"] if str(kind).startswith("mc") else []
+    if "cross_fit" not in overrides and asked:
+        reasons["cross_fit"] = (f"One net, not cross-fitted: you asked for {', '.join(asked)}, "
+                                "which a cross-fit does not train.")
+        return replace(config, cross_fit=1, regularization=replace(reg, dropout_choices=()))
+    given_rate = _DROPOUT_RATE_KEYS & set(overrides)
+    if reg.dropout_choices and "dropout_choices" not in overrides and (
+            given_rate or overrides.get("cross_fit") == 1):
+        return replace(config, regularization=replace(reg, dropout_choices=()))
+    return config
 
 
 def _follow_optimizer_override(config: NetworkConfig, overrides: dict, reasons: dict) -> dict:

@@ -38,6 +38,11 @@ def resume_run(run_path, given: dict, *, epochs, callbacks, verbose, diagnose,
 
         return resume_ensemble(run, given, epochs=epochs, callbacks=callbacks, verbose=verbose,
                                diagnose=diagnose, strategy=strategy)
+    if config.cross_fit > 1:  # member by member
+        from dnnguide.cross_fit import resume_cross_fit
+
+        return resume_cross_fit(run, given, epochs=epochs, callbacks=callbacks, verbose=verbose,
+                                diagnose=diagnose, strategy=strategy)
     _refuse_changes(run, info, config, given)
     if info.get("transfer"):  # its model came from another model's layers, not from its config
         raise ConfigError(f"Run {run.path} reused layers of another model (init_from/"

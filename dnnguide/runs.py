@@ -269,7 +269,7 @@ def load(root: str | os.PathLike = "runs"):
             "normalization": cfg.get("normalization"),
             "optimizer": (cfg.get("optimizer") or {}).get("name"),
             "schedule": (cfg.get("schedule") or {}).get("name"),
-            "ensemble": cfg.get("ensemble", 1),
+            "ensemble": max(cfg.get("ensemble", 1), cfg.get("cross_fit", 1)),
             **metrics,
         })
     return pd.DataFrame(rows)

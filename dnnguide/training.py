@@ -219,6 +219,12 @@ def fit(
         # budget counts as an override (1cycle keeps an epochs value the user gave).
         config = resolve_config(config_or_model, data=data, **overrides, **budget)
         epochs, batch_size = config.epochs, config.batch_size
+        if config.cross_fit > 1:  # one net a fold, each resolved for its rows (dnnguide.cross_fit)
+            from dnnguide.cross_fit import fit_cross_fit
+
+            return fit_cross_fit(config_or_model, config, data, {**overrides, **budget},
+                                 run_dir=run_dir, name=name, seed=seed, callbacks=callbacks,
+                                 verbose=verbose, diagnose=diagnose, strategy=strategy)
         if config.schedule.name == "onecycle":
             from dnnguide.schedules import training_steps
 
@@ -249,10 +255,11 @@ def fit(
                                 callbacks=callbacks, verbose=verbose, diagnose=diagnose,
                                 strategy=strategy)
         model = build_for_data(config, data, strategy=strategy)
-    if config is not None and config.ensemble > 1:  # a built model is one net, trained as one
-        raise ConfigError(f"ensemble={config.ensemble} trains several nets from a preset or "
-                          "config; a built model or reused layers (init_from) train as one net. "
-                          "Pass the preset or NetworkConfig, or use ensemble=1.")
+    if config is not None and config.nets > 1:  # a built model is one net, trained as one
+        raise ConfigError(f"ensemble={config.ensemble} and cross_fit={config.cross_fit} train "
+                          "several nets from a preset or config; a built model or reused layers "
+                          "(init_from) train as one net. Pass the preset or NetworkConfig, or use "
+                          "ensemble=1 and cross_fit=1.")
     scratch = None
     if run_dir and strategy is not None and not getattr(strategy.extended, "should_checkpoint", True):
         # Multi-worker training: only the chief keeps the run; the others write to a temporary

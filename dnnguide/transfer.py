@@ -254,9 +254,9 @@ def model_from(init_from, config_or_model, data, *, reuse=None, freeze=True, epo
                               "that run's; change training settings with overrides "
                               f"(learning_rate=...). Received: preset={config_or_model!r}")
         base = open_run(init_from).config
-        if base.ensemble > 1:
+        if base.nets > 1:
             members = [str(p) for p in member_dirs(init_from)]
-            raise ConfigError(f"Run {str(init_from)!r} is an ensemble of {base.ensemble} nets; "
+            raise ConfigError(f"Run {str(init_from)!r} is an ensemble of {base.nets} nets; "
                               "layers are reused from one net. Pass one of its members: "
                               f"{members}")
     else:

@@ -359,7 +359,7 @@ def test_calibration_none_keeps_the_network_and_regression_is_not_tempered(tmp_p
     x = rng.normal(size=(300, 4)).astype("float32")
     y = (x @ np.array([1.0, -2.0, 0.5, 0.0]) + rng.normal(0, 0.1, 300)).astype("float32")
     regression = dnnguide.fit("default", (x, y), run_dir=None, epochs=2, depth=1, width=8,
-                              verbose=0)
+                              verbose=0, cross_fit=1)
     assert not isinstance(regression.model.layers[-1], Calibration)
     with pytest.raises(dnnguide.ConfigError, match="calibration.*'temperature', 'none'"):
         dnnguide.get_preset("default", calibration="platt")

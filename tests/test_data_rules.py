@@ -477,7 +477,7 @@ def test_regression_training_really_waits_the_rules_patience():
     noise = rng.normal(size=30).astype("float32") * 10
     data = Dataset("noise", "regression", 1, x[:200], y[:200], x[200:230], noise,
                    x[230:], y[230:], standardized=True)
-    run = dnnguide.fit("default", data, seed=0, run_dir=None, verbose=0)
+    run = dnnguide.fit("default", data, seed=0, run_dir=None, verbose=0, cross_fit=1)
     patience, _ = choose_patience(DataProfile(n_train=200, n_features=4, task="regression"), 32)
     assert run.config.early_stopping.patience == patience == 50  # 7 steps an epoch: capped
     best = run.metrics["best_epoch"]

@@ -31,7 +31,7 @@ LEVELS = {
     "fit_setup": 3, "fit_results": 3,
     # runners: train models (tuning runs its trials with training's callbacks)
     "training": 4, "tuning": 4, "predict": 4, "resume": 4, "transfer": 4, "pretrain": 4,
-    "ensemble": 4,
+    "ensemble": 4, "cross_fit": 4,
     # the command line
     "cli": 5, "commands": 5,
 }

@@ -49,7 +49,7 @@ def _run(args, _overrides) -> int:
         raise SystemExit("dnnguide compress: nothing to do; give --prune, --quantize, --fold-bn, "
                          "--qat or --format onnx.")
     run = open_run(args.run_dir)
-    members = run.config.ensemble
+    members = run.config.nets
     if members > 1 and (args.prune or args.fold_bn or args.qat):
         raise SystemExit(f"dnnguide compress: run {run.path} is an ensemble of {members} nets; "
                          "pruning, batch-norm folding and quantization-aware training work on "

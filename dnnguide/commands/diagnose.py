@@ -46,10 +46,10 @@ def _diagnose(args, _overrides) -> int:
 
     check_range("rows", args.rows, 1, integer=True)
     run = open_run(args.run_dir)
-    if run.config.ensemble > 1:
+    if run.config.nets > 1:
         members = [str(p) for p in member_dirs(run.path)]
         raise SystemExit(f"dnnguide diagnose: run {run.path} is an ensemble of "
-                         f"{run.config.ensemble} nets; diagnostics look at one net's layers. "
+                         f"{run.config.nets} nets; diagnostics look at one net's layers. "
                          f"Diagnose one of its members: {' '.join(members)}")
     if (run.path / DIAGNOSTICS_CSV).exists() and not args.check:
         frame = load_diagnostics(run.path)

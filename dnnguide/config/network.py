@@ -37,7 +37,10 @@ class NetworkConfig(_Serializable):
     conditions: LeCun normal init, no normalization layers, no L1/L2/max-norm,
     AlphaDropout (``alpha``/``mc_alpha``), a sequential stack, standardized inputs.
     ``ensemble`` > 1 trains that many such nets from different seeds and pools them
-    (:mod:`dnnguide.ensemble`).
+    (:mod:`dnnguide.ensemble`). ``cross_fit`` > 1 trains one net on each of that many folds of
+    train + validation, each early-stopped on its own fold, and pools them; with
+    ``regularization.dropout_choices`` it trains the folds once per dropout rate and keeps the
+    rate whose out-of-fold predictions score best (:mod:`dnnguide.cross_fit`). Regression only.
     """
 
     name: str = "custom"
@@ -61,6 +64,7 @@ class NetworkConfig(_Serializable):
     precision: str = "float32"
     calibration: str = "temperature"
     ensemble: int = 1
+    cross_fit: int = 1
 
     _NESTED = {
         "regularization": RegularizationConfig,
@@ -99,6 +103,7 @@ class NetworkConfig(_Serializable):
         check_choice("precision", self.precision, PRECISIONS)
         check_choice("calibration", self.calibration, CALIBRATIONS)
         check_range("ensemble", self.ensemble, 1, MAX_ENSEMBLE, integer=True)
+        check_range("cross_fit", self.cross_fit, 1, MAX_ENSEMBLE, integer=True)
         if self.architecture == "residual":
             _forbid(
                 len(set(self.widths)) != 1,
@@ -132,18 +137,47 @@ class NetworkConfig(_Serializable):
             "Use AdamW's decoupled `weight_decay` instead and set l2=0.",
         )
         _forbid(
-            self.ensemble > 1 and (self.pruning_sparsity > 0 or self.fold_batch_norm
-                                   or self.precision != "float32"),
-            f"An ensemble of {self.ensemble} nets cannot be compressed: pruning, batch-norm "
+            self.nets > 1 and (self.pruning_sparsity > 0 or self.fold_batch_norm
+                               or self.precision != "float32"),
+            f"An ensemble of {self.nets} nets cannot be compressed: pruning, batch-norm "
             "folding and 16/8-bit export each make one small net, and an ensemble is several. "
-            f"Received: ensemble={self.ensemble}, pruning_sparsity={self.pruning_sparsity}, "
-            f"fold_batch_norm={self.fold_batch_norm}, precision={self.precision!r}. Use "
-            "ensemble=1 for a compressed model.",
+            f"Received: ensemble={self.ensemble}, cross_fit={self.cross_fit}, "
+            f"pruning_sparsity={self.pruning_sparsity}, fold_batch_norm={self.fold_batch_norm}, "
+            f"precision={self.precision!r}. Use ensemble=1 and cross_fit=1 for a compressed "
+            "model.",
         )
+        self._check_cross_fit()
         _forbid(
             self.fold_batch_norm and self.normalization == "none",
             "Argument `fold_batch_norm=True` needs batch-norm layers to fold. "
             f"Received: normalization={self.normalization!r}",
+        )
+
+    @property
+    def nets(self) -> int:
+        """How many nets the trained model pools: ``ensemble`` or ``cross_fit`` (never both)."""
+        return max(self.ensemble, self.cross_fit)
+
+    def _check_cross_fit(self) -> None:
+        choices = self.regularization.dropout_choices
+        _forbid(
+            bool(choices) and self.cross_fit < 2,
+            "Argument `dropout_choices` is chosen between by a cross-fit's out-of-fold "
+            f"predictions, which needs cross_fit >= 2. Received: dropout_choices={list(choices)}, "
+            f"cross_fit={self.cross_fit}. Set cross_fit=5, or give one dropout_rate instead.",
+        )
+        _forbid(
+            self.cross_fit > 1 and self.ensemble > 1,
+            f"Argument `cross_fit={self.cross_fit}` already pools one net per fold; an ensemble "
+            f"of {self.ensemble} on top would train {self.cross_fit * self.ensemble}. Received: "
+            f"ensemble={self.ensemble}, cross_fit={self.cross_fit}. Use one of them.",
+        )
+        _forbid(
+            self.cross_fit > 1 and self.regularization.dropout_kind.startswith("mc"),
+            f"Argument `cross_fit={self.cross_fit}` trains on the validation split, which MC "
+            "dropout's calibration is fitted on. Received: dropout_kind="
+            f"{self.regularization.dropout_kind!r}. Use cross_fit=1 (risk_sensitive trains an "
+            "ensemble instead).",
         )
 
     def _check_self_normalizing(self) -> None:

@@ -83,6 +83,8 @@ class RegularizationConfig(_Serializable):
     ``dropout_kind``: ``standard`` (Dropout), ``alpha`` (AlphaDropout, for SELU),
     ``mc`` / ``mc_alpha`` (always-on dropout for Monte Carlo prediction).
     ``dropout_layers``: how many of the top hidden layers get dropout (``None``: all).
+    ``dropout_choices``: rates a cross-fit (``NetworkConfig.cross_fit``) trains and chooses
+    between by their out-of-fold predictions; the chosen one replaces ``dropout_rate``.
     """
 
     l1: float = 0.0
@@ -91,8 +93,16 @@ class RegularizationConfig(_Serializable):
     dropout_kind: str = "standard"
     max_norm: float | None = None
     dropout_layers: int | None = None
+    dropout_choices: tuple[float, ...] = ()
 
     def __post_init__(self):
+        if isinstance(self.dropout_choices, (list, tuple)):  # JSON gives a list
+            object.__setattr__(self, "dropout_choices", tuple(self.dropout_choices))
+        else:
+            raise ConfigError("Argument `dropout_choices` must be a list of dropout rates, such "
+                              f"as [0.0, 0.2]. Received: dropout_choices={self.dropout_choices!r}")
+        for rate in self.dropout_choices:
+            check_range("dropout_choices", rate, 0.0, 1.0, high_inclusive=False)
         check_range("l1", self.l1, 0.0)
         check_range("l2", self.l2, 0.0)
         check_range("dropout_rate", self.dropout_rate, 0.0, 1.0, high_inclusive=False)
