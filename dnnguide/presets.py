@@ -405,8 +405,9 @@ def build_model(
         outputs = TargetScale(mean, std, name="target_scale", dtype="float32")(outputs)
         loss = StandardizedMSE(std)
     model = keras.Model(inputs, outputs, name=config.name.replace("+", "_"))
-    # One net, also of an ensemble config: fit trains its members and pools them.
-    model.dnnguide_config = replace(config, ensemble=1)
+    # One net, also of an ensemble or cross-fit config: fit trains its members and pools them.
+    model.dnnguide_config = replace(config, ensemble=1, cross_fit=1, regularization=replace(
+        config.regularization, dropout_choices=()))
     model.dnnguide_task = task
     if compile:
         from dnnguide.optimizers import optimizer_from_config

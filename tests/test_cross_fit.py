@@ -80,6 +80,11 @@ def test_what_you_ask_for_wins_over_the_cross_fit():
     rec = recommend_preset("default", small, ensemble=3)
     assert (rec.config.cross_fit, rec.config.ensemble) == (1, 3)
     assert "you asked for ensemble=3" in rec.reasons["cross_fit"]
+    # a model built from a cross-fit config is one of its nets, and fit trains it as one
+    model = dnnguide.build_model("default", (10,), 1, "regression", cross_fit=5,
+                                 dropout_choices=[0.0, 0.2], depth=1, width=4)
+    assert model.dnnguide_config.cross_fit == 1
+    assert model.dnnguide_config.regularization.dropout_choices == ()
     for bad, match in (({"cross_fit": 0}, r"cross_fit.*\[1, 20\]"),
                        ({"dropout_choices": [0.0, 1.5]}, "dropout_choices"),
                        ({"dropout_choices": [0.2]}, "needs cross_fit >= 2"),
