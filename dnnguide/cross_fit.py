@@ -40,9 +40,9 @@ import numpy as np
 
 from dnnguide.config import ConfigError, NetworkConfig
 from dnnguide.data import DataError, Dataset
-from dnnguide.ensemble import _record, member_seed
+from dnnguide.ensemble import _record, member_seed, reopen_pooled_run
 from dnnguide.runs import (
-    RunExistsError, atomic_save_model, atomic_write_json, atomic_write_text, lock_run,
+    atomic_save_model, atomic_write_json, atomic_write_text, lock_run,
     member_dirs, new_run_dir, open_run, owner,
 )
 from dnnguide.training import RunResult, recording_failures, run_info
@@ -127,28 +127,11 @@ def fit_cross_fit(config_or_model, config: NetworkConfig, data: Dataset, overrid
 def resume_cross_fit(run, given: dict, *, epochs, callbacks, verbose, diagnose,
                      strategy) -> RunResult:
     """Finish an interrupted cross-fit run; what ``fit(resume=...)`` does for one."""
-    from dnnguide.resume import _refuse_changes
-
-    info, config = run.info, run.config
-    _refuse_changes(run, info, config, given)
-    if epochs is not None:
-        raise ConfigError(f"Run {run.path} is a cross-fit of {config.cross_fit} folds; it resumes "
-                          f"with its members' own budget. Received: epochs={epochs}. Resume "
-                          "without epochs, or start a new run.")
-    if run.status == "complete":
-        raise RunExistsError(f"Run {run.path} is already complete; nothing to resume. Start a "
-                             "new run (runs are never overwritten).")
-    if not info.get("dataset"):
-        raise DataError(f"Run {run.path} trained on in-memory arrays; pass the same data to "
-                        "fit() with a new run instead.")
-    data = run.dataset()
-    info = {**info, "resumed": [*info.get("resumed", []),
-                                datetime.now(timezone.utc).isoformat(timespec="seconds")]}
-    for stale in ("finished", "error", "epochs_saved"):
-        info.pop(stale, None)
+    data, info = reopen_pooled_run(run, given, epochs,
+                                   f"a cross-fit of {run.config.cross_fit} folds")
     with lock_run(run.path):
         atomic_write_json(run.path / "run.json", {**info, "status": "running"})
-        return _train_and_pool(config, data, run.path, info, info["cross_fit_source"],
+        return _train_and_pool(run.config, data, run.path, info, info["cross_fit_source"],
                                seed=info["seed"], callbacks=list(callbacks), verbose=verbose,
                                diagnose=diagnose, strategy=strategy)
 
@@ -193,8 +176,9 @@ def _train_and_pool(config, data, path: Path | None, info, source, *, seed, call
 def _epochs_saved(path: Path | None) -> int:
     if path is None:
         return 0
-    return int(sum(open_run(p).metrics.get("epochs_trained", 0) for p in member_dirs(path)
-                   if open_run(p).status == "complete"))
+    members = [open_run(p) for p in member_dirs(path)]
+    return int(sum(m.metrics.get("epochs_trained", 0) for m in members
+                   if m.status == "complete"))
 
 
 def _member(source, fold: Dataset, path, i: int, k: int, rate: float, *, seed, callbacks,

@@ -137,30 +137,38 @@ def fit_ensemble(config: NetworkConfig, data: Dataset, *, run_dir, name, seed, c
 def resume_ensemble(run, given: dict, *, epochs, callbacks, verbose, diagnose,
                     strategy) -> RunResult:
     """Finish an interrupted ensemble run; what ``fit(resume=...)`` does for one."""
+    data, info = reopen_pooled_run(run, given, epochs, f"an ensemble of {run.config.ensemble}")
+    with lock_run(run.path):
+        atomic_write_json(run.path / "run.json", {**info, "status": "running"})
+        return _train_and_pool(run.config, data, run.path, info, seed=info["seed"],
+                               callbacks=list(callbacks), verbose=verbose, diagnose=diagnose,
+                               strategy=strategy)
+
+
+def reopen_pooled_run(run, given: dict, epochs, what: str) -> tuple[Dataset, dict]:
+    """What resuming a run of pooled members (``what``: "an ensemble of 5") checks and reloads:
+    the run's own data, config and seed (anything else given is refused), its members' own
+    budget, an unfinished run, a dataset loadable by name. Returns the data and the run's
+    info marked resumed, to be written as ``running`` under the run's lock."""
     from dnnguide.resume import _refuse_changes
 
     info, config = run.info, run.config
     _refuse_changes(run, info, config, given)
     if epochs is not None:
-        raise ConfigError(f"Run {run.path} is an ensemble of {config.ensemble}; it resumes with "
-                          f"its members' own budget ({info.get('epochs')} epochs). Received: "
-                          f"epochs={epochs}. Resume without epochs, or start a new run.")
+        raise ConfigError(f"Run {run.path} is {what}; it resumes with its members' own budget "
+                          f"({info.get('epochs')} epochs). Received: epochs={epochs}. Resume "
+                          "without epochs, or start a new run.")
     if run.status == "complete":
         raise RunExistsError(f"Run {run.path} is already complete; nothing to resume. Start a "
                              "new run (runs are never overwritten).")
     if not info.get("dataset"):
         raise DataError(f"Run {run.path} trained on in-memory arrays; pass the same data to "
                         "fit() with a new run instead.")
-    data = run.dataset()
     info = {**info, "resumed": [*info.get("resumed", []),
                                 datetime.now(timezone.utc).isoformat(timespec="seconds")]}
     for stale in ("finished", "error", "epochs_saved"):
         info.pop(stale, None)
-    with lock_run(run.path):
-        atomic_write_json(run.path / "run.json", {**info, "status": "running"})
-        return _train_and_pool(config, data, run.path, info, seed=info["seed"],
-                               callbacks=list(callbacks), verbose=verbose, diagnose=diagnose,
-                               strategy=strategy)
+    return run.dataset(), info
 
 
 def _train_and_pool(config, data, path: Path | None, info, *, seed, callbacks, verbose,
